@@ -1,0 +1,21 @@
+"""Shared fixtures. Fakes run as real servers on 127.0.0.1; the real client libraries talk to them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _reset_lark_token_cache():
+    """lark-oapi caches tenant tokens process-wide per app id; each test starts clean."""
+    try:
+        from lark_oapi.core.token.manager import TokenManager
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    TokenManager.cache = type(TokenManager.cache)()
+    yield
