@@ -327,13 +327,20 @@ class WikiIndex:
         }
 
     # ----- searching ---------------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around every call on the shared client (the embedded client is not thread-safe)."""
+        return self._lock
+
     def search(self, query: str, k: int = 6, spaces: Sequence[str] | None = None,
-               mode: SearchMode = "hybrid") -> list[Hit]:
+               mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for a query, only from current page versions and allowed spaces."""
         query = query.strip()
         if not query:
             return []
-        qdense = self.embedder.embed_query(query) if mode != "sparse" else None
+        qdense = None
+        if mode != "sparse":
+            qdense = dense_vector if dense_vector is not None else self.embedder.embed_query(query)
         qsparse = query_vector(query) if mode != "dense" else None
         if mode == "sparse" and not qsparse.indices:  # type: ignore[union-attr]
             return []

@@ -1,0 +1,267 @@
+"""The answering core: retrieve → decide whether the wiki covers it → generate or extract → reply.
+
+`WikiBot` is what every adapter talks to. It holds no platform knowledge:
+one `Question` in, one `Reply` out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Sequence
+
+from bot.config import Settings
+from bot.extractive import quote_block, trim_excerpt
+from bot.language import detect_language, has_words
+from bot.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Turn
+from bot.questionlog import QuestionLog
+from bot.safety import strip_foreign_links
+from bot.state import StateDB
+from bot.texts import text
+from retrieval.embedders import Embedder, make_embedder
+from retrieval.index import Hit, WikiIndex, open_client
+from retrieval.relevance import Thresholds, is_covered, thresholds_for
+
+if TYPE_CHECKING:
+    from bot.llm import ClaudeGenerator, Generation
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Status:
+    pages: int
+    chunks: int
+    questions: int
+    embedder: str
+    llm: bool
+    last_sync: dict[str, Any] | None
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    e = settings.embedding
+    return make_embedder(e.kind, e.fastembed_model, e.specific_model_path, e.batch_size)
+
+
+def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> WikiIndex:
+    """The configured index (embedded or server), checked against the configured embedder."""
+    embedder = embedder or build_embedder(settings)
+    client = open_client(settings.data_dir, settings.qdrant.url, settings.qdrant.api_key.get_secret_value())
+    index = WikiIndex(client, embedder, prefix=settings.qdrant.collection_prefix,
+                      chunk_size=settings.retrieval.chunk_size, chunk_overlap=settings.retrieval.chunk_overlap,
+                      server_mode=bool(settings.qdrant.url), fusion=settings.retrieval.fusion)
+    try:
+        index.ensure_collections(rebuild=rebuild)
+    except Exception:
+        index.close()
+        raise
+    return index
+
+
+class WikiBot:
+    def __init__(self, settings: Settings, index: WikiIndex, *, state: StateDB | None = None,
+                 generator: "ClaudeGenerator | None" = None, thresholds: Thresholds | None = None) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = index.embedder
+        self.state = state or StateDB(Path(settings.data_dir) / "state.sqlite")
+        self.questions = QuestionLog(index.client, index.embedder, settings.qdrant.collection_prefix,
+                                     lock=index.lock)
+        self.generator = generator
+        self.thresholds = thresholds or thresholds_for(index.embedder.name)
+
+    @classmethod
+    def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> "WikiBot":
+        index = open_index(settings, embedder)
+        generator = None
+        if settings.llm_enabled:
+            from bot.llm import ClaudeGenerator
+
+            a = settings.anthropic
+            generator = ClaudeGenerator(a.api_key.get_secret_value(), settings.wikibot.model,
+                                        base_url=a.base_url, max_tokens=a.max_tokens,
+                                        timeout_seconds=a.timeout_seconds, max_retries=a.max_retries)
+        return cls(settings, index, generator=generator)
+
+    async def aclose(self) -> None:
+        if self.generator is not None:
+            await self.generator.aclose()
+        self.state.close()
+        self.index.close()
+
+    # ----- answering ----------------------------------------------------------------------------
+    async def answer(self, question: Question, on_progress: Progress | None = None) -> Reply:
+        """Answer one question. Never raises for anything the user or the LLM service did."""
+        raw = question.text.strip()
+        lang = detect_language(raw)
+        if not raw or not has_words(raw):
+            return Reply(answer=text("empty_question", lang), covered=False, mode="extractive", language=lang)
+        limit = self.settings.limits.max_question_chars
+        prefix = ""
+        if len(raw) > limit:
+            raw, prefix = raw[:limit], text("truncated", lang, n=limit) + "\n\n"
+
+        history = question.history
+        if not history and question.thread_id:
+            history = self.state.history(_conv_key(question))
+        query = raw if not history else f"{history[-1].question}\n{raw}"
+
+        qvec = await asyncio.to_thread(self.embedder.embed_query, raw)
+        hits = await asyncio.to_thread(self._search, query, question.allowed_spaces,
+                                       qvec if not history else None)
+        covered = is_covered(hits, self.thresholds)
+        others = await asyncio.to_thread(self.questions.similar, qvec, raw,
+                                         allowed_spaces=question.allowed_spaces)
+
+        if not covered:
+            reply = self._not_covered(hits, lang)
+        elif self.generator is not None:
+            reply = await self._generate(raw, hits, history, lang, on_progress)
+        else:
+            reply = self._extractive(hits, lang)
+        if prefix:
+            reply = _replace(reply, answer=prefix + reply.answer)
+
+        qid = await asyncio.to_thread(
+            self.questions.add, raw, qvec, platform=question.platform, chat_id=question.chat_id,
+            user_id=question.user_id, covered=reply.covered, mode=reply.mode,
+            page_ids=[r.page_id for r in reply.references], spaces=[r.space for r in reply.references])
+        if question.thread_id:
+            self.state.add_turn(_conv_key(question), raw, reply.answer)
+        return _replace(reply, others_asked=tuple(others), question_id=qid)
+
+    def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any) -> list[Hit]:
+        r = self.settings.retrieval
+        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec)
+
+    def _not_covered(self, hits: list[Hit], lang: Literal["zh", "en"]) -> Reply:
+        refs = _references(hits, limit=3)
+        msg = text("not_covered" if refs else "not_covered_no_pages", lang)
+        return Reply(answer=msg, covered=False, mode="extractive", references=refs,
+                     notice=text("notice_extractive", lang), language=lang)
+
+    def _extractive(self, hits: list[Hit], lang: Literal["zh", "en"], reason: str = "") -> Reply:
+        top = hits[:3]
+        refs = _references(top, limit=3)
+        number = {r.page_id: i + 1 for i, r in enumerate(refs)}
+        parts = [text("llm_unavailable", lang)] if reason else []
+        parts.append(text("extractive_intro", lang))
+        citations = []
+        body = "\n\n".join(parts) + "\n\n"
+        for h in top:
+            heading = " › ".join([h.title, *[x for x in h.heading_path if x != h.title]])
+            block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(h.text)}"
+            citations.append(Citation(len(body), len(body) + len(block), (number[h.page_id] - 1,),
+                                      trim_excerpt(h.text)))
+            body += block + "\n\n"
+        return Reply(answer=body.strip(), covered=True, mode="extractive", references=refs,
+                     citations=tuple(citations), notice=text("notice_extractive", lang), language=lang,
+                     degraded_reason=reason)
+
+    async def _generate(self, question: str, hits: list[Hit], history: Sequence[Turn],
+                        lang: Literal["zh", "en"], on_progress: Progress | None) -> Reply:
+        from bot.llm import LLMError, Passage
+
+        assert self.generator is not None
+        passages = [Passage(h.title, h.url, h.text, h.heading_path) for h in hits]
+        try:
+            gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
+                                                                                for t in history],
+                                                language=lang, on_text=on_progress)
+        except LLMError as exc:
+            log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
+            return self._extractive(hits, lang, reason=exc.kind)
+        if not gen.text.strip():
+            return self._extractive(hits, lang, reason="empty")
+        return self._compose(gen, hits, lang)
+
+    def _compose(self, gen: "Generation", hits: list[Hit], lang: Literal["zh", "en"]) -> Reply:
+        """The generated text with [n] markers after cited sentences, and references for cited pages."""
+        cited = [i for seg in gen.segments for i in seg.passage_indexes if 0 <= i < len(hits)]
+        order: list[str] = []
+        for i in cited or range(min(3, len(hits))):
+            if hits[i].page_id not in order:
+                order.append(hits[i].page_id)
+        number = {pid: n for n, pid in enumerate(order)}
+        allowed_urls = [h.url for h in hits]
+        answer, citations = "", []
+        excerpts: dict[str, str] = {}
+        for seg in gen.segments:
+            seg_text = strip_foreign_links(seg.text, allowed_urls)
+            start = len(answer)
+            answer += seg_text
+            refs = sorted({number[hits[i].page_id] for i in seg.passage_indexes if 0 <= i < len(hits)})
+            if refs:
+                answer = answer.rstrip() + "".join(f"[{n + 1}]" for n in refs)
+                if seg_text.endswith(("\n", " ")):
+                    answer += seg_text[len(seg_text.rstrip()):]
+                citations.append(Citation(start, len(answer), tuple(refs), seg_text.strip()))
+                for i in seg.passage_indexes:
+                    if 0 <= i < len(hits):
+                        excerpts.setdefault(hits[i].page_id, hits[i].text)
+        by_page = {h.page_id: h for h in reversed(hits)}
+        refs = tuple(
+            Reference(pid, by_page[pid].title, by_page[pid].url, trim_excerpt(excerpts.get(pid, by_page[pid].text)),
+                      by_page[pid].heading_path, by_page[pid].space)
+            for pid in order)
+        return Reply(answer=answer.strip(), covered=True, mode="llm", references=refs,
+                     citations=tuple(citations), notice=text("notice_llm", lang), language=lang)
+
+    # ----- the other commands -------------------------------------------------------------------
+    async def ref(self, words: str, allowed_spaces: Sequence[str] | None = None, limit: int = 8) -> RefResult:
+        """Matching pages and passages for some words; nothing generated."""
+        lang = detect_language(words)
+        words = words.strip()[: self.settings.limits.max_question_chars]
+        if not words:
+            return RefResult(query=words, language=lang)
+        hits = await asyncio.to_thread(self.index.search, words, limit, allowed_spaces,
+                                       self.settings.retrieval.mode)
+        return RefResult(query=words, references=_references(hits, limit=limit, per_page=2), language=lang)
+
+    async def record_feedback(self, question_id: str, user_id: str, value: Literal["up", "down"]) -> bool:
+        return await asyncio.to_thread(self.questions.record_feedback, question_id, user_id, value)
+
+    def status(self) -> Status:
+        last = None
+        path = Path(self.settings.data_dir) / "last_sync.json"
+        if path.exists():
+            try:
+                last = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                last = None
+        return Status(self.index.count_pages(), self.index.count_chunks(), self.questions.count(),
+                      self.embedder.name, self.generator is not None, last)
+
+    def allowed_spaces_for(self, chat_id: str) -> tuple[str, ...] | None:
+        spaces = self.settings.access.spaces_for(chat_id)
+        return tuple(spaces) if spaces is not None else None
+
+
+def _conv_key(q: Question) -> str:
+    return f"{q.platform}:{q.chat_id}:{q.thread_id}"
+
+
+def _references(hits: Sequence[Hit], limit: int, per_page: int = 1) -> tuple[Reference, ...]:
+    out: list[Reference] = []
+    used: dict[str, int] = {}
+    for h in hits:
+        if used.get(h.page_id, 0) >= per_page:
+            continue
+        if h.page_id not in used and len(used) >= limit:
+            continue
+        used[h.page_id] = used.get(h.page_id, 0) + 1
+        out.append(Reference(h.page_id, h.title, h.url, trim_excerpt(h.text), h.heading_path, h.space))
+    return tuple(out)
+
+
+def _replace(reply: Reply, **changes: Any) -> Reply:
+    from dataclasses import replace
+
+    return replace(reply, **changes)
+
+
+__all__ = ["WikiBot", "Status", "open_index", "build_embedder", "OtherAsked"]
