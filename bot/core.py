@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Sequence
 
+from bot import metrics
 from bot.config import Settings
+from bot.coordination import Coordinator, make_coordinator
 from bot.extractive import quote_block, trim_excerpt
 from bot.language import detect_language, has_words
 from bot.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Turn
@@ -64,7 +67,8 @@ def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bo
 
 class WikiBot:
     def __init__(self, settings: Settings, index: WikiIndex, *, state: StateDB | None = None,
-                 generator: "ClaudeGenerator | None" = None, thresholds: Thresholds | None = None) -> None:
+                 generator: "ClaudeGenerator | None" = None, thresholds: Thresholds | None = None,
+                 coordinator: Coordinator | None = None) -> None:
         self.settings = settings
         self.index = index
         self.embedder = index.embedder
@@ -73,6 +77,12 @@ class WikiBot:
                                      lock=index.lock)
         self.generator = generator
         self.thresholds = thresholds or thresholds_for(index.embedder.name)
+        self.coordinator = coordinator or make_coordinator(settings.redis.url.get_secret_value(),
+                                                           Path(settings.data_dir), settings.qdrant.collection_prefix)
+
+    def claim(self, key: str, ttl_seconds: float = 7 * 24 * 3600) -> bool:
+        """True the first time an event or message id is seen, across restarts and replicas."""
+        return self.coordinator.claim(key, ttl_seconds)
 
     @classmethod
     def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> "WikiBot":
@@ -91,15 +101,42 @@ class WikiBot:
         if self.generator is not None:
             await self.generator.aclose()
         self.state.close()
+        self.coordinator.close()
         self.index.close()
 
     # ----- answering ----------------------------------------------------------------------------
     async def answer(self, question: Question, on_progress: Progress | None = None) -> Reply:
         """Answer one question. Never raises for anything the user or the LLM service did."""
+        started = time.perf_counter()
         raw = question.text.strip()
         lang = detect_language(raw)
         if not raw or not has_words(raw):
             return Reply(answer=text("empty_question", lang), covered=False, mode="extractive", language=lang)
+        refused = self._over_limit(question, lang)
+        if refused is not None:
+            return refused
+        reply = await self._answer(question, raw, lang, on_progress)
+        metrics.QUESTIONS.labels(question.platform, reply.mode, str(reply.covered).lower()).inc()
+        metrics.ANSWER_SECONDS.labels(question.platform).observe(time.perf_counter() - started)
+        return reply
+
+    def _over_limit(self, question: Question, lang: Literal["zh", "en"]) -> Reply | None:
+        """Per-user and per-chat question budgets, so one user cannot run up the LLM bill."""
+        lim = self.settings.limits
+        checks = []
+        if question.user_id and lim.questions_per_user_per_hour:
+            checks.append((f"user:{question.platform}:{question.user_id}", lim.questions_per_user_per_hour))
+        if question.chat_id and lim.questions_per_chat_per_hour:
+            checks.append((f"chat:{question.platform}:{question.chat_id}", lim.questions_per_chat_per_hour))
+        for key, limit in checks:
+            if not self.state.hit(key, 3600, limit):
+                log.info("question refused: %s over %d questions/hour", key.split(":")[0], limit)
+                return Reply(answer=text("rate_limited", lang, n=limit), covered=False, mode="extractive",
+                             language=lang)
+        return None
+
+    async def _answer(self, question: Question, raw: str, lang: Literal["zh", "en"],
+                      on_progress: Progress | None) -> Reply:
         limit = self.settings.limits.max_question_chars
         prefix = ""
         if len(raw) > limit:
@@ -111,8 +148,10 @@ class WikiBot:
         query = raw if not history else f"{history[-1].question}\n{raw}"
 
         qvec = await asyncio.to_thread(self.embedder.embed_query, raw)
+        t = time.perf_counter()
         hits = await asyncio.to_thread(self._search, query, question.allowed_spaces,
                                        qvec if not history else None)
+        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
         covered = is_covered(hits, self.thresholds)
         others = await asyncio.to_thread(self.questions.similar, qvec, raw,
                                          allowed_spaces=question.allowed_spaces)
@@ -176,6 +215,7 @@ class WikiBot:
                                                 language=lang, on_text=on_progress)
         except LLMError as exc:
             log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
+            metrics.LLM_ERRORS.labels(exc.kind).inc()
             return self._extractive(hits, lang, reason=exc.kind)
         if not gen.text.strip():
             return self._extractive(hits, lang, reason="empty")

@@ -99,3 +99,29 @@ async def test_a_planted_link_in_a_wiki_page_never_reaches_the_reply(wikibot):
     assert any(r.page_id == "injection" for r in reply.references)
     rendered = reply.answer + "".join(r.excerpt + r.url for r in reply.references)
     assert "evil.example.com" not in rendered
+
+
+async def test_one_user_cannot_ask_past_the_hourly_budget(tmp_path, e5_embedder):
+    bot = make_bot(tmp_path, e5_embedder, {"LIMITS_QUESTIONS_PER_USER_PER_HOUR": "2"})
+    try:
+        for _ in range(2):
+            assert (await bot.answer(Question("每人最多可以同时申请几张 A100？", platform="slack", user_id="U1"))).covered
+        refused = await bot.answer(Question("每人最多可以同时申请几张 A100？", platform="slack", user_id="U1"))
+        other = await bot.answer(Question("每人最多可以同时申请几张 A100？", platform="slack", user_id="U2"))
+    finally:
+        await bot.aclose()
+    assert not refused.covered and "太频繁" in refused.answer
+    assert other.covered
+
+
+def test_an_event_id_is_claimed_once_across_a_restart(tmp_path, e5_embedder):
+    bot = make_bot(tmp_path, e5_embedder, pages=[])
+    assert bot.claim("feishu:event:ev1") is True
+    assert bot.claim("feishu:event:ev1") is False
+    bot.coordinator.close()
+    bot.state.close()
+    bot.index.close()
+    again = make_bot(tmp_path, e5_embedder, pages=[])
+    assert again.claim("feishu:event:ev1") is False
+    assert again.claim("feishu:event:ev2") is True
+    again.index.close()
