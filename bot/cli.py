@@ -44,10 +44,11 @@ def main() -> None:
         raise
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(json_logs: bool = False, **overrides: Any) -> Settings:
+    from bot.logs import configure, secret_values
+
     settings = load_settings()
-    logging.basicConfig(level=settings.wikibot.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    configure(settings.wikibot.log_level, secret_values(settings), json_lines=json_logs)
     for noisy in ("httpx", "httpcore", "urllib3", "jieba", "qdrant_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if overrides:
@@ -264,7 +265,7 @@ def serve() -> None:
     """The bot: Feishu and/or Slack adapters, the HTTP endpoints and the sync schedule."""
     from bot.serve import run
 
-    raise typer.Exit(run(_settings()))
+    raise typer.Exit(run(_settings(json_logs=True)))
 
 
 if __name__ == "__main__":  # pragma: no cover
