@@ -1,9 +1,11 @@
 """The few Feishu Open API calls the bot makes, through lark-oapi, with Feishu's rate-limit manners.
 
-lark-oapi neither retries a rate-limit answer nor refreshes a revoked tenant token,
-and it fetches tokens with blocking `requests` even in its async methods; this
-wrapper waits `x-ogw-ratelimit-reset` and retries, drops a rejected token once,
-and fetches tokens in a worker thread so the event loop never blocks.
+lark-oapi neither retries a rate-limit answer nor refreshes a revoked tenant token:
+this wrapper waits `x-ogw-ratelimit-reset` and retries, and drops a rejected token
+once. Calls run lark-oapi's synchronous methods on a small thread pool of their
+own: its async methods fetch tokens with blocking `requests` and build a new
+httpx client (an SSL context, ~30 ms of CPU) on the event loop for every call,
+which under load delays the acknowledgements Feishu expects within 3 s.
 """
 
 from __future__ import annotations
@@ -11,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
 
 import lark_oapi as lark
-from lark_oapi.api.im.v1 import (PatchMessageRequest, PatchMessageRequestBody, ReplyMessageRequest,
-                                 ReplyMessageRequestBody)
+from lark_oapi.api.im.v1 import (
+    PatchMessageRequest,
+    PatchMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
 from lark_oapi.core.token.manager import TokenManager
 
 log = logging.getLogger(__name__)
@@ -40,7 +49,14 @@ class FeishuApi:
         self.max_attempts = max_attempts
         self.max_wait = max_wait
         self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feishu-api")
         self.rate_limited = 0  # how many rate-limit answers we waited out (for health/tests)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
 
     async def bot_open_id(self) -> str:
         """The bot's own open_id (GET /open-apis/bot/v3/info; `bot` is top level, not in `data`)."""
@@ -48,7 +64,7 @@ class FeishuApi:
                .token_types({lark.AccessTokenType.TENANT}).build())
 
         async def call() -> Any:
-            return await self.client.arequest(req)
+            return await self._run(self.client.request, req)
 
         resp = await self._call("bot info", call)
         body = json.loads(resp.raw.content or b"{}")
@@ -64,7 +80,7 @@ class FeishuApi:
         req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
 
         async def call() -> Any:
-            return await self.client.im.v1.message.areply(req)
+            return await self._run(self.client.im.v1.message.reply, req)
 
         resp = await self._call("reply", call)
         return str(resp.data.message_id) if resp.data is not None else ""
@@ -75,14 +91,13 @@ class FeishuApi:
         req = PatchMessageRequest.builder().message_id(message_id).request_body(body).build()
 
         async def call() -> Any:
-            return await self.client.im.v1.message.apatch(req)
+            return await self._run(self.client.im.v1.message.patch, req)
 
         await self._call("card update", call)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         dropped_token = False
         for attempt in range(1, self.max_attempts + 1):
-            await self._ensure_token()
             try:
                 resp = await call()
             except Exception as exc:  # network trouble, or a body that is not JSON
@@ -111,16 +126,6 @@ class FeishuApi:
                 continue
             raise FeishuApiError(what, code, str(resp.msg or ""), status)
         raise FeishuApiError(what, RATE_LIMITED, "still rate-limited after retries")
-
-    async def _ensure_token(self) -> None:
-        """Fetch the tenant token off the event loop; lark-oapi would fetch it with blocking I/O."""
-        config = getattr(self.client, "_config", None)
-        if config is None or TokenManager.cache.get(f"self_tenant_token:{self.app_id}"):
-            return
-        try:
-            await asyncio.to_thread(TokenManager.get_self_tenant_token, config)
-        except Exception as exc:  # the call itself will report the failure with its context
-            log.debug("tenant token prefetch failed: %s", exc)
 
 
 def _reset_seconds(headers: dict[str, str], cap: float) -> float:

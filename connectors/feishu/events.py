@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 MESSAGE_EVENT = "im.message.receive_v1"
 CARD_ACTION_EVENT = "card.action.trigger"
@@ -81,7 +82,7 @@ def parse_message(envelope: Mapping[str, Any], bot_open_id: str) -> MessageIn | 
     event = envelope.get("event")
     if not isinstance(event, Mapping) or not isinstance(event.get("message"), Mapping):
         return Ignored("malformed message event")
-    sender = event.get("sender") if isinstance(event.get("sender"), Mapping) else {}
+    sender = _obj(event.get("sender"))
     if sender.get("sender_type", "user") != "user":
         return Ignored("sent by an app or bot")
     msg = event["message"]
@@ -100,23 +101,21 @@ def parse_message(envelope: Mapping[str, Any], bot_open_id: str) -> MessageIn | 
     return MessageIn(
         event_id=event_id(envelope), message_id=mid, chat_id=str(msg.get("chat_id") or ""),
         chat_type=chat_type or "group", thread_root=str(msg.get("root_id") or "") or mid,
-        user_id=_open_id(sender.get("sender_id")) if isinstance(sender.get("sender_id"), Mapping)
-        else "", text=text, message_type=mtype)
+        user_id=_open_id(sender.get("sender_id")), text=text, message_type=mtype)
 
 
 def parse_card_action(envelope: Mapping[str, Any]) -> CardActionIn | Ignored:
     event = envelope.get("event")
     if not isinstance(event, Mapping):
         return Ignored("malformed card action")
-    action = event.get("action") if isinstance(event.get("action"), Mapping) else {}
+    action = _obj(event.get("action"))
     value = action.get("value")
     if isinstance(value, str):  # older clients send the value as a JSON string
         try:
             value = json.loads(value)
         except ValueError:
             value = {}
-    context = event.get("context") if isinstance(event.get("context"), Mapping) else {}
-    operator = event.get("operator") if isinstance(event.get("operator"), Mapping) else {}
+    context, operator = _obj(event.get("context")), _obj(event.get("operator"))
     return CardActionIn(event_id=event_id(envelope), user_id=str(operator.get("open_id") or ""),
                         message_id=str(context.get("open_message_id") or ""),
                         chat_id=str(context.get("open_chat_id") or ""),
@@ -175,6 +174,10 @@ def _post_text(body: Mapping[str, Any]) -> str:
                 parts.append("")
         lines.append("".join(parts))
     return "\n".join(lines)
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _open_id(obj: Any) -> str:

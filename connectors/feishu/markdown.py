@@ -10,17 +10,18 @@ markdown element holds at most four tables. Everything else passes through.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 from bot.models import Reference
 
 _FENCE = re.compile(r"^(\s*)(```|~~~)")
-_INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]*)\)")
 _LINK = re.compile(r"\[([^\]]*)\]\(\s*([^)\s]*)(?:\s+\"[^\"]*\")?\s*\)")
 _MARKER = re.compile(r"\[(\d{1,2})\](?!\()")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 MAX_TABLES = 4
+_PLAIN_SPECIAL = re.compile(r"[&<>*_~`\[\]#|]")
 
 
 def safe_markdown(text: str) -> str:
@@ -51,16 +52,18 @@ def safe_markdown(text: str) -> str:
 
 
 def _safe_line(line: str) -> str:
-    parts = _INLINE_CODE.split(line)
-    # split() yields [text, ticks, code, ticks?...]: every third item from 0 is outside code
-    result: list[str] = []
-    i = 0
-    while i < len(parts):
-        result.append(_safe_text(parts[i]))
+    return _outside_code(line, _safe_text)
+
+
+def _outside_code(line: str, fn: Callable[[str], str]) -> str:
+    """Apply `fn` to the parts of a line that are not inline code."""
+    parts = _INLINE_CODE.split(line)  # [text, ticks, code, text, ticks, code, ..., text]
+    out: list[str] = []
+    for i in range(0, len(parts), 3):
+        out.append(fn(parts[i]))
         if i + 2 < len(parts):
-            result.append(parts[i + 1] + parts[i + 2] + parts[i + 1])
-        i += 3
-    return "".join(result)
+            out.append(parts[i + 1] + parts[i + 2] + parts[i + 1])
+    return "".join(out)
 
 
 def _safe_text(text: str) -> str:
@@ -90,20 +93,9 @@ def link_citations(text: str, references: Sequence[Reference]) -> str:
     for line in text.split("\n"):
         if _FENCE.match(line):
             in_fence = not in_fence
-        if in_fence or "`" in line:
-            pieces = _INLINE_CODE.split(line) if not in_fence else [line]
-            if in_fence:
-                out.append(line)
-                continue
-            rebuilt, i = [], 0
-            while i < len(pieces):
-                rebuilt.append(_MARKER.sub(badge, pieces[i]))
-                if i + 2 < len(pieces):
-                    rebuilt.append(pieces[i + 1] + pieces[i + 2] + pieces[i + 1])
-                i += 3
-            out.append("".join(rebuilt))
+            out.append(line)
         else:
-            out.append(_MARKER.sub(badge, line))
+            out.append(line if in_fence else _outside_code(line, lambda t: _MARKER.sub(badge, t)))
     return "\n".join(out)
 
 
@@ -116,10 +108,13 @@ def plain_line(text: str, limit: int = 0) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     if limit and len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
-    for ch, esc in (("&", "&#38;"), ("<", "&#60;"), (">", "&#62;"), ("*", "&#42;"), ("_", "&#95;"),
-                    ("~", "&#126;"), ("`", "&#96;"), ("[", "&#91;"), ("]", "&#93;"), ("#", "&#35;")):
-        text = text.replace(ch, esc)
+    text = _PLAIN_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", text)
     return text
+
+
+def escape_tags(text: str) -> str:
+    """Plain text for a markdown element: no tag can start, nothing else changes."""
+    return text.replace("&", "&#38;").replace("<", "&#60;")
 
 
 def _attr(url: str) -> str:

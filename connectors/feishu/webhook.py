@@ -16,8 +16,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -89,7 +90,8 @@ class WebhookChecks:
                 raise Rejected("unsigned", "signature headers missing")
         else:
             if "encrypt" in outer:
-                raise Rejected("encrypted_without_key", "body is encrypted but FEISHU_ENCRYPT_KEY is not set", 400)
+                raise Rejected("encrypted_without_key", "body is encrypted but FEISHU_ENCRYPT_KEY is not set",
+                               400)
             envelope = outer
         self._check_token(envelope)
         return envelope
@@ -113,7 +115,8 @@ class WebhookChecks:
             sent /= 1000
         age = self.clock() - sent
         if abs(age) > self.max_age_seconds:
-            raise Rejected("stale", f"request timestamp is {age:+.0f}s off (limit {self.max_age_seconds:.0f}s)")
+            raise Rejected("stale", f"request timestamp is {age:+.0f}s off "
+                                    f"(limit {self.max_age_seconds:.0f}s)")
         if not self.claim_nonce(f"feishu:nonce:{nonce}", 2 * self.max_age_seconds + 60):
             raise Rejected("replayed", f"nonce {nonce} was already used")
         return True
@@ -123,7 +126,8 @@ class WebhookChecks:
             return
         header = envelope.get("header")
         token = header.get("token") if isinstance(header, Mapping) else envelope.get("token")
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
+        expected = self.verification_token.encode()
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), expected):
             raise Rejected("bad_token", "verification token does not match")
 
 

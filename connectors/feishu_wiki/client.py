@@ -1,0 +1,255 @@
+"""Reading a Feishu wiki through lark-oapi, within Feishu's rate limits.
+
+Every call goes through `WikiClient._call`, which
+- spaces requests out (docx APIs: `docs_rps`, 5/s documented; node listing: 100/min documented),
+- waits out a rate-limit answer (HTTP 429, or code 99991400 on any status) for as long as the
+  `x-ogw-ratelimit-reset` header says, then retries,
+- drops a tenant token the server no longer accepts (99991663) and retries once with a fresh one,
+- retries a dropped connection or a 5xx twice,
+and turns anything else into a `FeishuApiError`, which the caller pins on one page or one listing.
+
+Bodies are read as plain JSON (`response.raw.content`) rather than the SDK's typed models, so string
+ids and new block types pass through untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import lark_oapi as lark
+import requests
+from lark_oapi.api.docx.v1 import ListDocumentBlockRequest
+from lark_oapi.api.wiki.v2 import ListSpaceNodeRequest, ListSpaceRequest
+from lark_oapi.core.exception import NoAuthorizationException, ObtainAccessTokenException
+from lark_oapi.core.token.manager import TokenManager
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = 99991400
+TOKEN_REJECTED = frozenset({99991661, 99991663})
+NODES_PAGE_SIZE = 50  # the API's maximum
+BLOCKS_PAGE_SIZE = 500  # the API's maximum
+MAX_RESET_WAIT = 120.0
+
+
+class FeishuApiError(RuntimeError):
+    """An Open API call failed for good; `code` is Feishu's error code (-1: no usable answer)."""
+
+    def __init__(self, what: str, code: int, msg: str, status: int | None = None) -> None:
+        super().__init__(f"{what}: Feishu error {code} ({msg})" + (f", HTTP {status}" if status else ""))
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+class FeishuAuthError(FeishuApiError):
+    """The app id / secret were refused: nothing can be read, so the whole sync stops."""
+
+
+class RateLimiter:
+    """At most `rate` calls per second on average, with bursts of up to `burst`; thread-safe."""
+
+    def __init__(self, rate: float, burst: int = 1, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._tat = clock()  # "theoretical arrival time" of the next call (GCRA)
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Reserve the next free slot under the lock, then sleep until it outside the lock."""
+        with self._lock:
+            now = self._clock()
+            tat = max(self._tat, now)
+            start = max(now, tat - (self.burst - 1) * self.interval)
+            self._tat = tat + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+    def pause(self, seconds: float) -> None:
+        """No call starts for `seconds` (the server said so); every thread sharing the limiter waits."""
+        with self._lock:
+            self._tat = max(self._tat, self._clock() + seconds + (self.burst - 1) * self.interval)
+
+
+@dataclass(frozen=True)
+class WikiSpace:
+    space_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class WikiNode:
+    """One node of a space's tree as the wiki API describes it (for a shortcut, obj_* are the target's)."""
+
+    space_id: str
+    node_token: str
+    obj_token: str
+    obj_type: str
+    parent_node_token: str
+    node_type: str  # origin | shortcut
+    origin_node_token: str
+    origin_space_id: str
+    has_child: bool
+    title: str
+    obj_edit_time: str  # epoch seconds, as the API sends it
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WikiNode:
+        def s(key: str) -> str:
+            v = d.get(key)
+            return "" if v is None else str(v)
+
+        return cls(space_id=s("space_id"), node_token=s("node_token"), obj_token=s("obj_token"),
+                   obj_type=s("obj_type"), parent_node_token=s("parent_node_token"),
+                   node_type=s("node_type") or "origin", origin_node_token=s("origin_node_token"),
+                   origin_space_id=s("origin_space_id"), has_child=bool(d.get("has_child")),
+                   title=s("title"), obj_edit_time=s("obj_edit_time"))
+
+
+class WikiClient:
+    def __init__(self, app_id: str, app_secret: str, domain: str = "https://open.feishu.cn", *,
+                 docs_requests_per_second: float = 4.0, list_requests_per_minute: float = 90.0,
+                 timeout: float = 30.0, max_rate_limit_waits: int = 8,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.app_id = app_id
+        self._lark = (lark.Client.builder().app_id(app_id).app_secret(app_secret)
+                      .domain(domain.rstrip("/")).timeout(timeout).log_level(lark.LogLevel.WARNING).build())
+        self._docs_limiter = RateLimiter(docs_requests_per_second, sleep=sleep)
+        self._list_limiter = RateLimiter(list_requests_per_minute / 60.0, burst=10, sleep=sleep)
+        self._max_waits = max_rate_limit_waits
+        self._sleep = sleep
+
+    # ----- the API ---------------------------------------------------------------------------
+    def spaces(self) -> list[WikiSpace]:
+        """Every space the app is a member of."""
+        def build(token: str) -> Any:
+            b = ListSpaceRequest.builder().page_size(50)
+            return (b.page_token(token) if token else b).build()
+
+        return [WikiSpace(str(i.get("space_id", "")), str(i.get("name", "")))
+                for items in self._pages("list wiki spaces", self._lark.wiki.v2.space.list, build,
+                                         self._list_limiter) for i in items]
+
+    def children(self, space_id: str, parent_node_token: str = "") -> Iterator[WikiNode]:
+        """The child nodes of a node (top-level nodes without a parent), across every result page.
+
+        A page may come back empty with `has_more` true (the API filters what the app may not see
+        after paging): keep going while there is a page token.
+        """
+        def build(token: str) -> Any:
+            b = ListSpaceNodeRequest.builder().space_id(space_id).page_size(NODES_PAGE_SIZE)
+            if parent_node_token:
+                b = b.parent_node_token(parent_node_token)
+            return (b.page_token(token) if token else b).build()
+
+        what = f"list nodes of space {space_id} under {parent_node_token or 'the top'}"
+        for items in self._pages(what, self._lark.wiki.v2.space_node.list, build, self._list_limiter):
+            yield from (WikiNode.from_json(i) for i in items)
+
+    def blocks(self, document_id: str) -> list[dict[str, Any]]:
+        """All blocks of a docx document, in document order (the first is the page block)."""
+        def build(token: str) -> Any:
+            b = (ListDocumentBlockRequest.builder().document_id(document_id).page_size(BLOCKS_PAGE_SIZE)
+                 .document_revision_id(-1))
+            return (b.page_token(token) if token else b).build()
+
+        return [b for items in self._pages(f"read document {document_id}", self._lark.docx.v1.document_block.list,
+                                           build, self._docs_limiter) for b in items]
+
+    def _pages(self, what: str, send: Callable[[Any], Any], build: Callable[[str], Any],
+               limiter: RateLimiter) -> Iterator[list[dict[str, Any]]]:
+        """The `items` of each result page, following `page_token` while `has_more`."""
+        token, seen = "", set()
+        while True:
+            data = self._call(what, send, build(token), limiter)
+            yield list(data.get("items") or [])
+            token = str(data.get("page_token") or "")
+            if not data.get("has_more") or not token:
+                return
+            if token in seen:
+                raise FeishuApiError(what, -1, "the server repeated a page token")
+            seen.add(token)
+
+    # ----- one call, with waiting and retrying ------------------------------------------------
+    def _call(self, what: str, send: Callable[[Any], Any], request: Any, limiter: RateLimiter) -> dict[str, Any]:
+        waits = token_retries = net_retries = 0
+        while True:
+            limiter.acquire()
+            try:
+                response = send(request)
+            except (ObtainAccessTokenException, NoAuthorizationException) as exc:
+                raise FeishuAuthError(what, int(getattr(exc, "code", -1) or -1),
+                                      f"cannot get a tenant access token: {getattr(exc, 'msg', exc)}; "
+                                      "check FEISHU_APP_ID and FEISHU_APP_SECRET") from None
+            except (requests.RequestException, ValueError) as exc:  # no answer, or not JSON
+                if net_retries < 2:
+                    net_retries += 1
+                    self._sleep(0.5 * net_retries)
+                    continue
+                raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
+            status, headers, body = _unpack(response)
+            code = _int(body.get("code"))
+            if status == 429 or code == RATE_LIMITED:
+                if waits >= self._max_waits:
+                    raise FeishuApiError(what, code, f"still rate limited after {waits} waits", status)
+                waits += 1
+                delay = _reset_seconds(headers, waits)
+                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, delay)
+                limiter.pause(delay)
+                self._sleep(delay)
+                continue
+            if code in TOKEN_REJECTED and token_retries == 0:
+                token_retries += 1
+                self._forget_token()
+                continue
+            if status >= 500 and net_retries < 2:
+                net_retries += 1
+                self._sleep(0.5 * net_retries)
+                continue
+            if code != 0:
+                raise FeishuApiError(what, code, str(body.get("msg", "")), status)
+            return dict(body.get("data") or {})
+
+    def _forget_token(self) -> None:
+        """Make lark-oapi fetch a new tenant token on the next call (its cache is process-wide)."""
+        TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
+
+
+def _unpack(response: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
+    raw = getattr(response, "raw", None)
+    status = int(getattr(raw, "status_code", 0) or 0)
+    headers = {str(k).lower(): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()}
+    try:
+        body = json.loads(raw.content) if raw is not None and raw.content else {}
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    if "code" not in body:
+        body = {"code": -1, "msg": f"unexpected answer (HTTP {status})"}
+    return status, headers, body
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _reset_seconds(headers: dict[str, str], attempt: int) -> float:
+    """Seconds to wait: the header's value, else a growing guess."""
+    try:
+        value = float(headers["x-ogw-ratelimit-reset"])
+    except (KeyError, ValueError):
+        value = float(min(2 ** (attempt - 1), 30))
+    return min(max(value, 0.0), MAX_RESET_WAIT)
