@@ -203,24 +203,7 @@ def _apply(index: WikiIndex, page: Page, stub: PageStub, source_id: str, state: 
         else:
             report.added += 1
         return
-    report.unchanged += 1
-    if state is not None and state.meta != meta:
-        _refresh_meta(index, page)
-
-
-def _refresh_meta(index: WikiIndex, page: Page) -> None:
-    """Record a new fingerprint for a page whose indexed content did not change (e.g. only an image
-    was edited), so the next sync skips it again. One payload write on the page record.
-
-    Stop-gap: `WikiIndex.upsert_page` returns early on an unchanged revision without storing new
-    `source_meta`; this belongs in the index.
-    """
-    from retrieval.index import _page_point_id
-
-    with index.lock:
-        index.client.set_payload(index.pages_collection, points=[_page_point_id(page.id)], wait=True,
-                                 payload={"meta": dict(page.source_meta),
-                                          "edited_at": page.edited_at.isoformat() if page.edited_at else ""})
+    report.unchanged += 1  # the index stored the new fingerprint without re-embedding
 
 
 def _finish(report: SyncReport, t0: float) -> SyncReport:

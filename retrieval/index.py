@@ -221,6 +221,9 @@ class WikiIndex:
             recs = self.client.retrieve(self.pages_collection, [_page_point_id(page.id)])
         old = _state(recs[0].payload) if recs else None
         if old is not None and old.rev == rev and not old.pending_ids and not force:
+            edited = page.edited_at.isoformat() if page.edited_at else ""
+            if old.meta != dict(page.source_meta) or old.edited_at != edited:
+                self._write_page_record(page, rev, old.chunk_ids, [], old)  # e.g. a new edit time
             return UpsertResult(page.id, False, len(old.chunk_ids), 0)
 
         chunks = chunk_page(page, self.chunk_size, self.chunk_overlap)

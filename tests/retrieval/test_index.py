@@ -156,3 +156,11 @@ def test_renaming_a_page_updates_titles_without_mixing(index):
     titles = {h.title for h in index.search("检索增强生成", k=5)}
     assert titles == {"RAG 架构"}
     assert np.isclose(index.count_chunks(), len(index.page_states()["rag"].chunk_ids))
+
+
+def test_new_source_metadata_is_stored_without_re_embedding(index):
+    index.upsert_page(_page("rag", RAG))
+    before = index.embedder.passages
+    result = index.upsert_page(replace(_page("rag", RAG), source_meta={"listed": "v2"}))
+    assert result.changed is False and index.embedder.passages == before
+    assert index.page_states()["rag"].meta == {"listed": "v2"}
