@@ -58,7 +58,7 @@ def _settings(json_logs: bool = False, **overrides: Any) -> Settings:
 
 @contextmanager
 def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    if not enabled or not err.is_terminal and not _force_progress():
+    if not enabled or not err.is_terminal:  # no bar in pipes and CI logs
         yield lambda i, n: None
         return
     with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -69,10 +69,6 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
             bar.update(task, completed=i, total=n)
 
         yield update
-
-
-def _force_progress() -> bool:
-    return False
 
 
 def sample_wiki_path() -> Path:
@@ -255,7 +251,7 @@ def eval_(docs: Path = typer.Option(..., exists=True, file_okay=False),
 def sync(full: bool = typer.Option(False, "--full", help="Re-embed everything (rebuild the index)."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """One sync of the configured Feishu wiki into the index, with a progress bar and a report."""
-    from bot.sync import run_sync_command
+    from bot.sync_command import run_sync_command
 
     raise typer.Exit(run_sync_command(_settings(), full=full, as_json=as_json))
 

@@ -50,15 +50,20 @@ def build_embedder(settings: Settings) -> Embedder:
     return make_embedder(e.kind, e.fastembed_model, e.specific_model_path, e.batch_size)
 
 
-def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bool = False) -> WikiIndex:
-    """The configured index (embedded or server), checked against the configured embedder."""
+def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bool = False,
+               check: bool = True) -> WikiIndex:
+    """The configured index (embedded or server), checked against the configured embedder.
+
+    `check=False` skips creating/checking the collections, for a caller that rebuilds them itself.
+    """
     embedder = embedder or build_embedder(settings)
     client = open_client(settings.data_dir, settings.qdrant.url, settings.qdrant.api_key.get_secret_value())
     index = WikiIndex(client, embedder, prefix=settings.qdrant.collection_prefix,
                       chunk_size=settings.retrieval.chunk_size, chunk_overlap=settings.retrieval.chunk_overlap,
                       server_mode=bool(settings.qdrant.url), fusion=settings.retrieval.fusion)
     try:
-        index.ensure_collections(rebuild=rebuild)
+        if check or rebuild:
+            index.ensure_collections(rebuild=rebuild)
     except Exception:
         index.close()
         raise

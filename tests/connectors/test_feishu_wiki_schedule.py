@@ -12,7 +12,8 @@ import pytest
 
 from bot.config import load_settings
 from bot.scheduler import JOB_ID, SyncScheduler, crontab_for_apscheduler
-from bot.sync import SyncReport, SyncRunner, SyncStopped, run_and_record, run_sync_command
+from bot.sync import SyncReport, SyncRunner, SyncStopped, run_and_record
+from bot.sync_command import run_sync_command
 from tests.connectors.feishu_wiki_fixtures import *
 from tests.connectors.feishu_wiki_fixtures import SPACE
 
