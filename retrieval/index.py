@@ -25,7 +25,7 @@ import numpy as np
 from retrieval.chunker import Chunk, chunk_page
 from retrieval.embedders import Embedder
 from retrieval.pages import Page
-from retrieval.sparse import SparseVector, document_vector, query_vector, tokenize
+from retrieval.sparse import document_vector
 
 SCHEMA_VERSION = 1
 _NS = uuid.UUID("6f1c2b1e-5d0c-4f5e-9a53-7f2d4e0b9c11")
@@ -330,112 +330,17 @@ class WikiIndex:
         }
 
     # ----- searching ---------------------------------------------------------------------------
+    def search(self, query: str, k: int = 6, spaces: Sequence[str] | None = None,
+               mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
+        """The k best passages for a query, only from current page versions and allowed spaces."""
+        from retrieval.search import search
+
+        return search(self, query, k, spaces, mode, dense_vector)
+
     @property
     def lock(self) -> threading.RLock:
         """Held around every call on the shared client (the embedded client is not thread-safe)."""
         return self._lock
-
-    def search(self, query: str, k: int = 6, spaces: Sequence[str] | None = None,
-               mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
-        """The k best passages for a query, only from current page versions and allowed spaces."""
-        query = query.strip()
-        if not query:
-            return []
-        qdense = None
-        if mode != "sparse":
-            qdense = dense_vector if dense_vector is not None else self.embedder.embed_query(query)
-        qsparse = query_vector(query) if mode != "dense" else None
-        if mode == "sparse" and not qsparse.indices:  # type: ignore[union-attr]
-            return []
-        allowed = set(spaces) if spaces is not None else None
-        if allowed is not None and not allowed:
-            return []
-        # Filters are ~10x dearer in embedded mode: over-fetch without one, and only fall back
-        # to a filtered query when the allowed spaces are too rare among the candidates.
-        use_filter = allowed is not None and self.server_mode
-        n = max(k * 4, 24)
-        hits = self._query(qdense, qsparse, n, allowed if use_filter else None)
-        hits = self._visible(hits)
-        if allowed is not None and not use_filter:
-            kept = [h for h in hits if h.space in allowed]
-            if len(kept) < k:
-                kept = self._visible(self._query(qdense, qsparse, n, allowed))
-            hits = kept
-        hits = hits[:k]
-        return self._annotate(hits, qdense, query)
-
-    def _query(self, qdense: np.ndarray | None, qsparse: SparseVector | None, n: int,
-               allowed: set[str] | None) -> list[tuple[Any, float]]:
-        from qdrant_client import models
-
-        flt = None
-        if allowed is not None:
-            flt = models.Filter(must=[models.FieldCondition(key="space",
-                                                            match=models.MatchAny(any=sorted(allowed)))])
-        sparse_q = None
-        if qsparse is not None and qsparse.indices:
-            sparse_q = models.SparseVector(indices=qsparse.indices, values=qsparse.values)
-        with self._lock:
-            if qdense is not None and sparse_q is not None:
-                res = self.client.query_points(
-                    self.chunks_collection,
-                    prefetch=[
-                        models.Prefetch(query=qdense.tolist(), using="dense", limit=n, filter=flt),
-                        models.Prefetch(query=sparse_q, using="sparse", limit=n, filter=flt),
-                    ],
-                    query=models.FusionQuery(fusion=models.Fusion.RRF if self.fusion == "rrf"
-                                             else models.Fusion.DBSF),
-                    limit=n, with_payload=True,
-                )
-            elif qdense is not None:
-                res = self.client.query_points(self.chunks_collection, query=qdense.tolist(), using="dense",
-                                               query_filter=flt, limit=n, with_payload=True)
-            elif sparse_q is not None:
-                res = self.client.query_points(self.chunks_collection, query=sparse_q, using="sparse",
-                                               query_filter=flt, limit=n, with_payload=True)
-            else:
-                return []
-        return [(p, float(p.score)) for p in res.points]
-
-    def _visible(self, points: list[tuple[Any, float]]) -> list[Hit]:
-        page_ids = sorted({p.payload["page_id"] for p, _ in points})
-        if not page_ids:
-            return []
-        with self._lock:
-            recs = self.client.retrieve(self.pages_collection, [_page_point_id(p) for p in page_ids])
-        current = {r.payload["page_id"]: r.payload["rev"] for r in recs}
-        hits = []
-        for p, score in points:
-            pl = p.payload
-            if current.get(pl["page_id"]) not in pl.get("revs", ()):
-                continue
-            hits.append(Hit(
-                chunk_id=str(p.id), page_id=pl["page_id"], title=pl["title"], url=pl["url"],
-                space=pl["space"], path=tuple(pl.get("path", ())), heading_path=tuple(pl["heading_path"]),
-                text=pl["text"], start=pl["start"], end=pl["end"], score=score,
-            ))
-        return hits
-
-    def _annotate(self, hits: list[Hit], qdense: np.ndarray | None, query: str) -> list[Hit]:
-        """Add the raw signals that tell a relevant passage from a merely nearest one."""
-        if not hits:
-            return hits
-        dense_scores = [0.0] * len(hits)
-        if qdense is not None:
-            with self._lock:
-                recs = self.client.retrieve(self.chunks_collection, [h.chunk_id for h in hits],
-                                            with_payload=False, with_vectors=["dense"])
-            vecs = {str(r.id): np.asarray(r.vector["dense"], dtype=np.float32) for r in recs}
-            dense_scores = [float(vecs[h.chunk_id] @ qdense) if h.chunk_id in vecs else 0.0 for h in hits]
-        qterms = {t for t in tokenize(query) if not t.startswith("~")}
-        out = []
-        for h, ds in zip(hits, dense_scores):
-            cov = 0.0
-            if qterms:
-                hterms = set(tokenize(h.title + "\n" + h.text))
-                cov = len(qterms & hterms) / len(qterms)
-            out.append(Hit(**{**h.__dict__, "dense_score": ds, "lexical_coverage": cov}))
-        return out
 
 
 def _state(payload: dict[str, Any]) -> PageState:
