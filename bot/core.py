@@ -214,10 +214,18 @@ class WikiBot:
 
         assert self.generator is not None
         passages = [Passage(h.title, h.url, h.text, h.heading_path) for h in hits]
+        a = self.settings.anthropic
+        # the SDK honours any `retry-after` a 429 names, uncapped: bound the whole call ourselves
+        budget = a.timeout_seconds * (a.max_retries + 1) + 5
         try:
-            gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
-                                                                                for t in history],
-                                                language=lang, on_text=on_progress)
+            async with asyncio.timeout(budget):
+                gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
+                                                                                    for t in history],
+                                                    language=lang, on_text=on_progress)
+        except TimeoutError:
+            log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
+            metrics.LLM_ERRORS.labels("timeout").inc()
+            return self._extractive(hits, lang, reason="timeout")
         except LLMError as exc:
             log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
             metrics.LLM_ERRORS.labels(exc.kind).inc()
