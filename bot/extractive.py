@@ -18,9 +18,12 @@ def trim_excerpt(text: str, limit: int = 240) -> str:
 
 
 def quote_block(text: str, limit: int = 400) -> str:
-    """A passage as a markdown quote (code fences and headings flattened so cards render it)."""
+    """A passage as a markdown quote; a passage with code stays a (closed) code block instead."""
     body = trim_excerpt(text, limit)
     body = re.sub(r"^#{1,6}\s+", "", body, flags=re.M)
-    body = body.replace("```", "")
+    if "```" in body:
+        if body.count("```") % 2:
+            body = body.rstrip("…").rstrip() + "\n```"
+        return body
     lines = [ln for ln in body.splitlines() if ln.strip()]
     return "\n".join("> " + ln for ln in lines)

@@ -125,3 +125,11 @@ def test_an_event_id_is_claimed_once_across_a_restart(tmp_path, e5_embedder):
     assert again.claim("feishu:event:ev1") is False
     assert again.claim("feishu:event:ev2") is True
     again.index.close()
+
+
+def test_an_excerpt_cut_inside_code_keeps_its_code_block_closed():
+    from bot.extractive import quote_block
+
+    out = quote_block("安装步骤：\n\n```bash\n" + "pip install vllm\n" * 100 + "```\n", limit=200)
+    assert out.count("```") == 2 and out.rstrip().endswith("```")
+    assert quote_block("第一句。第二句。") == "> 第一句。第二句。"
