@@ -70,6 +70,17 @@ def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bo
     return index
 
 
+def build_generator(settings: Settings) -> "ClaudeGenerator | None":
+    """Claude when an API key is configured; None means extractive answers."""
+    if not settings.llm_enabled:
+        return None
+    from bot.llm import ClaudeGenerator
+
+    a = settings.anthropic
+    return ClaudeGenerator(a.api_key.get_secret_value(), settings.wikibot.model, base_url=a.base_url,
+                           max_tokens=a.max_tokens, timeout_seconds=a.timeout_seconds, max_retries=a.max_retries)
+
+
 class WikiBot:
     def __init__(self, settings: Settings, index: WikiIndex, *, state: StateDB | None = None,
                  generator: "ClaudeGenerator | None" = None, thresholds: Thresholds | None = None,
@@ -91,16 +102,7 @@ class WikiBot:
 
     @classmethod
     def open(cls, settings: Settings, *, embedder: Embedder | None = None) -> "WikiBot":
-        index = open_index(settings, embedder)
-        generator = None
-        if settings.llm_enabled:
-            from bot.llm import ClaudeGenerator
-
-            a = settings.anthropic
-            generator = ClaudeGenerator(a.api_key.get_secret_value(), settings.wikibot.model,
-                                        base_url=a.base_url, max_tokens=a.max_tokens,
-                                        timeout_seconds=a.timeout_seconds, max_retries=a.max_retries)
-        return cls(settings, index, generator=generator)
+        return cls(settings, open_index(settings, embedder), generator=build_generator(settings))
 
     async def aclose(self) -> None:
         if self.generator is not None:

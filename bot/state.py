@@ -1,7 +1,6 @@
-"""Small persistent state in one SQLite file: handled event ids, conversation turns, rate counters.
+"""Small per-replica state in one SQLite file: conversation turns and question-rate counters.
 
-SQLite in WAL mode is safe for several processes on one machine; a shared
-store for several machines (Redis) plugs in behind the same `SeenStore` shape.
+(What replicas must agree on — handled events, the sync lease — is in `bot.coordination`.)
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ class StateDB:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.executescript(
                 """
-                CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires REAL NOT NULL);
                 CREATE TABLE IF NOT EXISTS turns (
                     conv TEXT NOT NULL, at REAL NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL);
                 CREATE INDEX IF NOT EXISTS turns_conv ON turns (conv, at);
@@ -35,18 +33,6 @@ class StateDB:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-    # ----- at-most-once handling ----------------------------------------------------------------
-    def claim(self, key: str, ttl_seconds: float = 7 * 24 * 3600) -> bool:
-        """True the first time `key` is claimed (until it expires), False for every repeat."""
-        now = time.time()
-        with self._lock:
-            self._conn.execute("DELETE FROM seen WHERE key = ? AND expires < ?", (key, now))
-            cur = self._conn.execute("INSERT OR IGNORE INTO seen (key, expires) VALUES (?, ?)",
-                                     (key, now + ttl_seconds))
-            if now % 97 < 1:  # now and then, forget expired keys
-                self._conn.execute("DELETE FROM seen WHERE expires < ?", (now,))
-            return cur.rowcount == 1
 
     # ----- conversations ------------------------------------------------------------------------
     def add_turn(self, conv: str, question: str, answer: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings
-from bot.core import WikiBot, open_index
+from bot.core import WikiBot, build_generator, open_index
 from retrieval.pages import Page
 
 PAGES = [
@@ -36,15 +36,7 @@ def make_bot(data_dir: Path, embedder, environ: dict[str, str] | None = None,
     index = open_index(settings, embedder)
     for p in pages:
         index.upsert_page(p)
-    generator = None
-    if settings.llm_enabled:
-        from bot.llm import ClaudeGenerator
-
-        a = settings.anthropic
-        generator = ClaudeGenerator(a.api_key.get_secret_value(), settings.wikibot.model, base_url=a.base_url,
-                                    max_tokens=a.max_tokens, timeout_seconds=a.timeout_seconds,
-                                    max_retries=a.max_retries)
-    return WikiBot(settings, index, generator=generator)
+    return WikiBot(settings, index, generator=build_generator(settings))
 
 
 @pytest.fixture
