@@ -1,0 +1,163 @@
+"""One reply per question: a placeholder posted at once, then the answer streamed into it.
+
+`chat.update` is rate limited (Tier 3, ~50 a minute per workspace, shared by
+every answer in progress), so updates are coalesced: at most one every
+`min_interval` seconds, always the newest text, and the final answer is always
+sent. A 429 is waited out: the client's `AsyncRateLimitErrorRetryHandler` sleeps
+for `Retry-After` and retries; if Slack still says 429, the final update waits
+once more here rather than leaving a half-streamed answer on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from connectors.slack.blocks import Message
+
+log = logging.getLogger(__name__)
+Pending = Message | Callable[[], Message]  # a callable is rendered only when sent
+FINAL_ATTEMPTS = 3
+MAX_RETRY_AFTER = 60.0
+
+
+def retry_after(exc: SlackApiError) -> float | None:
+    """Seconds Slack asked us to wait, if this error is a rate limit."""
+    resp = exc.response
+    if getattr(resp, "status_code", None) != 429 and resp.get("error") != "ratelimited":
+        return None
+    headers: dict[str, Any] = getattr(resp, "headers", None) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return min(float(value), MAX_RETRY_AFTER)
+            except ValueError:
+                break
+    return 1.0
+
+
+class MessageStream:
+    def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str | None, *,
+                 min_interval: float = 1.0, context: str = "") -> None:
+        self.client = client
+        self.channel = channel
+        self.thread_ts = thread_ts  # None: a new top-level message (an /ask answer)
+        self.min_interval = min_interval
+        self.context = context  # for log lines
+        self.ts = ""
+        self.updates_sent = 0
+        self._pending: Pending | None = None
+        self._final = False
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task[bool] | None = None
+        self._last_sent = 0.0
+
+    async def open(self, message: Message) -> bool:
+        """Post the placeholder. False (and logged) if Slack refused it."""
+        try:
+            resp = await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts,
+                                                      unfurl_links=False, unfurl_media=False, **message.kwargs())
+        except SlackApiError as exc:
+            log.warning("slack: could not post in %s (%s): %s", self.channel, self.context,
+                        exc.response.get("error"))
+            return False
+        except Exception as exc:  # noqa: BLE001 - Slack unreachable: the caller gives up on this answer
+            log.warning("slack: could not post in %s (%s): %r", self.channel, self.context, exc)
+            return False
+        self.ts = str(resp["ts"])
+        self._last_sent = time.monotonic()
+        return True
+
+    def update(self, message: Pending) -> None:
+        """Show this soon; a newer message given before it is sent replaces it.
+
+        Pass a callable to defer rendering: progress arrives per token, updates once a second.
+        """
+        if self._final:
+            return
+        self._pending = message
+        self._start_pump()
+        self._wake.set()
+
+    async def finish(self, messages: list[Message]) -> bool:
+        """The final answer: the placeholder updated with the first message, the rest posted after it."""
+        first, rest = messages[0], messages[1:]
+        if not self.ts:
+            delivered = await self.open(first)
+        else:
+            self._pending, self._final = first, True
+            self._start_pump()
+            self._wake.set()
+            assert self._pump is not None
+            delivered = await self._pump
+        for extra in rest if self.ts else ():
+            delivered = await self._post_extra(extra) and delivered
+        return delivered
+
+    # ----- internals --------------------------------------------------------------------------
+    def _start_pump(self) -> None:
+        if self._pump is None and self.ts:
+            self._pump = asyncio.create_task(self._run(), name=f"slack-stream-{self.ts}")
+
+    async def _run(self) -> bool:
+        delivered = True
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            wait = self._last_sent + self.min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                final = self._final and self._pending is None
+                delivered = await self._update(pending() if callable(pending) else pending, final)
+            if self._final and self._pending is None:
+                return delivered
+
+    async def _update(self, message: Message, final: bool) -> bool:
+        attempts = FINAL_ATTEMPTS if final else 1
+        try:
+            for attempt in range(attempts):
+                try:
+                    await self.client.chat_update(channel=self.channel, ts=self.ts, **message.kwargs())
+                    self.updates_sent += 1
+                    return True
+                except SlackApiError as exc:
+                    wait = retry_after(exc)
+                    if wait is None or attempt == attempts - 1:
+                        self._log_failure(exc.response.get("error"), final, exc.response.get("errors"))
+                        return False
+                    log.info("slack: chat.update rate limited; retrying in %.1fs (%s)", wait, self.context)
+                    await asyncio.sleep(wait)
+                except Exception as exc:  # noqa: BLE001 - Slack unreachable (after the client's own retry)
+                    self._log_failure(repr(exc), final)
+                    return False
+            return False
+        finally:
+            self._last_sent = time.monotonic()
+
+    async def _post_extra(self, message: Message) -> bool:
+        try:
+            await self.client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts or self.ts,
+                                               unfurl_links=False, unfurl_media=False, **message.kwargs())
+            return True
+        except SlackApiError as exc:
+            self._log_failure(exc.response.get("error"), True, exc.response.get("errors"))
+            return False
+        except Exception as exc:  # noqa: BLE001 - Slack unreachable
+            self._log_failure(repr(exc), True)
+            return False
+
+    def _log_failure(self, error: object, final: bool, details: object = None) -> None:
+        if final:
+            log.warning("slack: final answer not delivered to %s/%s (%s): %s %s", self.channel, self.ts,
+                        self.context, error, details or "")
+        else:
+            log.debug("slack: intermediate update failed: %s", error)
