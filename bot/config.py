@@ -32,6 +32,7 @@ class WikibotSection(_Section):
     http_port: int = Field(8080, ge=0, le=65535)
     sync_interval_minutes: int = Field(60, ge=0)
     sync_cron: str = ""
+    sync_lease_seconds: float = Field(600.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 

@@ -26,6 +26,10 @@ class Coordinator(Protocol):
 
     def release_lease(self, name: str, owner: str) -> None: ...
 
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease `name` now, if anyone (for logs and /healthz)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -73,6 +77,12 @@ class LocalCoordinator:
         with self._lock:
             self._conn.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
+    def lease_holder(self, name: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT owner FROM leases WHERE name = ? AND expires >= ?",
+                                     (name, time.time())).fetchone()
+        return str(row[0]) if row else None
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -100,6 +110,10 @@ class RedisCoordinator:
 
     def release_lease(self, name: str, owner: str) -> None:
         self._redis.eval(_RELEASE, 1, f"{self._prefix}:lease:{name}", owner)
+
+    def lease_holder(self, name: str) -> str | None:
+        value = self._redis.get(f"{self._prefix}:lease:{name}")
+        return value.decode() if isinstance(value, bytes) else value
 
     def close(self) -> None:
         self._redis.close()

@@ -13,9 +13,14 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.sync import SyncReport, SyncStopped
+from bot.sync_lease import SyncSkipped
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.core import WikiBot
 
 log = logging.getLogger(__name__)
 JOB_ID = "wiki-sync"
@@ -35,6 +40,7 @@ class SyncScheduler:
         self._timezone = timezone
         self._scheduler: Any = None
         self.last_report: SyncReport | None = None
+        self.last_skipped: dict[str, str] | None = None  # the last run left to another replica
         self.running = False
         if self.cron:
             self._trigger()  # a bad expression fails at start-up, not at the first run
@@ -72,6 +78,28 @@ class SyncScheduler:
                  f"cron {self.cron}" if self.cron else f"every {self.interval_minutes} min", self.next_run_time)
 
     @property
+    def period_seconds(self) -> float:
+        """The time between two runs (for a cron schedule: between its next two fire times)."""
+        if not self.cron:
+            return self.interval_minutes * 60.0
+        trigger = self._trigger()
+        first = trigger.get_next_fire_time(None, datetime.now(trigger.timezone))
+        second = trigger.get_next_fire_time(first, first) if first else None
+        if first is None or second is None:
+            return 0.0
+        return (second - first).total_seconds()
+
+    def status(self) -> dict[str, Any]:
+        """The schedule and the last run, for /healthz."""
+        r = self.last_report
+        nxt = self.next_run_time
+        return {"ok": r is None or r.ok, "running": self.running,
+                "schedule": (f"cron {self.cron}" if self.cron else f"every {self.interval_minutes} min")
+                if self.enabled else "off",
+                "next_run": nxt.isoformat(timespec="seconds") if nxt else None,
+                "last": r.to_dict() if r else None, "last_skipped": self.last_skipped}
+
+    @property
     def next_run_time(self) -> datetime | None:
         job = self._scheduler.get_job(JOB_ID) if self._scheduler else None
         return job.next_run_time if job else None
@@ -91,6 +119,11 @@ class SyncScheduler:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
+    async def wait_idle(self, poll_seconds: float = 0.1) -> None:
+        """Return once no sync is running (bound it with a timeout)."""
+        while self.running:
+            await asyncio.sleep(poll_seconds)
+
     async def _job(self) -> None:
         self.running = True
         try:
@@ -99,6 +132,10 @@ class SyncScheduler:
             log.info("wiki sync: %d added, %d updated, %d unchanged, %d removed, %d skipped, %d failed, "
                      "%d chunks embedded in %.1fs", r.added, r.updated, r.unchanged, r.removed,
                      len(r.skipped), len(r.failed), r.chunks_embedded, r.seconds)
+        except SyncSkipped as skipped:
+            self.last_skipped = {"at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                                 "holder": skipped.holder or ""}
+            log.info("wiki sync skipped: %s", skipped)
         except SyncStopped:
             log.info("wiki sync stopped on shutdown; the next run picks up where it left off")
         except Exception as exc:
@@ -107,6 +144,22 @@ class SyncScheduler:
                                           listing_complete=False, errors=[f"sync failed: {exc}"], ok=False)
         finally:
             self.running = False
+
+
+def start_for_serve(settings: "Settings", bot: "WikiBot") -> SyncScheduler:
+    """The schedule `wikibot serve` runs: the configured Feishu wiki into the bot's index, under the
+    sync lease shared by every replica, first run at once when the index is empty."""
+    from bot.sync import SyncRunner
+    from bot.sync_lease import LeasedSync
+
+    w = settings.wikibot
+    leased = LeasedSync(SyncRunner.from_settings(settings, bot.index), bot.coordinator,
+                        ttl_seconds=w.sync_lease_seconds)
+    scheduler = SyncScheduler(leased, w.sync_interval_minutes, w.sync_cron,
+                              index_empty=bot.index.count_pages() == 0)
+    leased.settle_seconds = 0.9 * scheduler.period_seconds
+    scheduler.start()
+    return scheduler
 
 
 def crontab_for_apscheduler(expr: str) -> str:

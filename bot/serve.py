@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -11,9 +12,11 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.adapters import Adapter
 from bot.config import Settings
@@ -59,7 +62,21 @@ def build_app(state: ServeState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     for adapter in state.adapters:
         routes.extend(adapter.routes())
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(_RefuseWhileDraining, state=state)])
+
+
+class _RefuseWhileDraining:
+    """During shutdown, event callbacks get 503: Feishu and Slack deliver them again (to another replica)."""
+
+    def __init__(self, app: ASGIApp, state: ServeState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and self.state.draining:
+            response = JSONResponse({"error": "shutting down"}, status_code=503, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def run(settings: Settings) -> int:
@@ -85,7 +102,9 @@ async def _serve(settings: Settings) -> int:
     app = build_app(state)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.wikibot.http_host, port=settings.wikibot.http_port,
                                            log_level="warning", lifespan="off"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # SIGTERM is ours: uvicorn would otherwise stop serving at once, before answers in flight are done
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,11 +116,13 @@ async def _serve(settings: Settings) -> int:
     log.info("wikibot serving on %s:%s with %s", settings.wikibot.http_host, settings.wikibot.http_port,
              ", ".join(a.name for a in adapters))
     await _first(stop.wait(), serving)
-    state.draining = True
+    state.draining = True  # webhooks now get 503, so the platform redelivers them to another replica
     log.info("shutting down: no new events, finishing answers in flight (up to %ss)", SHUTDOWN_GRACE_SECONDS)
+    if scheduler is not None:
+        scheduler.shutdown()  # a running sync stops at its next page boundary
     await _bounded(asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True))
     if scheduler is not None:
-        await _bounded(asyncio.to_thread(scheduler.shutdown))
+        await _bounded(scheduler.wait_idle())  # never close the index under a sync
     server.should_exit = True
     await _bounded(serving)
     await bot.aclose()
@@ -113,10 +134,8 @@ def _start_scheduler(settings: Settings, bot: WikiBot, state: ServeState) -> Any
     """The wiki sync schedule, when a Feishu wiki is configured and the schedule is on."""
     if not settings.feishu.enabled or (settings.wikibot.sync_interval_minutes == 0 and not settings.wikibot.sync_cron):
         return None
-    try:
-        from bot.scheduler import start_for_serve
-    except ImportError:  # pragma: no cover
-        return None
+    from bot.scheduler import start_for_serve
+
     scheduler = start_for_serve(settings, bot)
     state.sync_status = scheduler.status
     return scheduler

@@ -12,6 +12,7 @@ process dies mid-answer the user asks again, rather than risking two answers.
 from __future__ import annotations
 
 import asyncio
+import time
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -141,8 +142,14 @@ class FeishuHandler:
         async def progress(partial: str) -> None:
             stream.update(cards.streaming_card(partial, lang))
 
+        started = time.perf_counter()
         reply = await self.bot.answer(question, on_progress=progress)
-        await stream.finish(cards.answer_card(reply))  # the core counts questions and times answers
+        delivered = await stream.finish(cards.answer_card(reply))  # the core counts and times answers
+        log.info("feishu: answered", extra={
+            "event_id": msg.event_id, "message_id": msg.message_id, "chat_id": msg.chat_id,
+            "user_id": msg.user_id, "question_id": reply.question_id, "mode": reply.mode,
+            "covered": reply.covered, "delivered": bool(delivered),
+            "seconds": round(time.perf_counter() - started, 3)})
 
     # ----- card buttons -----------------------------------------------------------------------
     async def _card_action(self, envelope: dict[str, Any]) -> dict[str, Any]:

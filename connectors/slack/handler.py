@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -95,8 +96,13 @@ class SlackHandler:
         async def progress(partial: str) -> None:
             stream.update(lambda: blocks.streaming(partial, lang, header))
 
+        started = time.perf_counter()
         reply = await self.bot.answer(question, on_progress=progress)
-        await stream.finish(blocks.answer_messages(reply, header))
+        delivered = await stream.finish(blocks.answer_messages(reply, header))
+        log.info("slack: answered", extra={
+            "channel_id": question.chat_id, "message_ts": question.message_id, "thread_ts": question.thread_id,
+            "user_id": question.user_id, "question_id": reply.question_id, "mode": reply.mode,
+            "covered": reply.covered, "delivered": delivered, "seconds": round(time.perf_counter() - started, 3)})
 
     # ----- slash commands ---------------------------------------------------------------------
     async def ask_in_channel(self, cmd: SlashCommand, respond: Respond) -> None:
