@@ -16,8 +16,9 @@ the Anthropic SDK and uvicorn all take part:
    - first card: send → the fake Feishu recorded the reply (the "searching" card),
    - final: send → the card no longer says "searching" (the answer card, with references),
    - answers/minute: QUESTIONS / (first send → last final card) × 60,
-   - and when each model request reached the fake Anthropic, which splits "final" into the work
-     before the model (decrypting, retrieval, the question log) and the model's own time;
+   - and when each question's model request reached the fake Anthropic, which splits "final" into
+     the work before the model (decrypting, retrieval, the question log), the model's delay, and
+     delivering the answer card after it;
 5. the serve process's memory (VmRSS after start-up, VmHWM before stopping, from
    /proc/PID/status), then SIGTERM: exit code and how long the shutdown took.
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import shutil
 import signal
@@ -430,7 +432,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def finite(value: Any) -> Any:
     """NaN (a figure with no samples) as null, so --json output is strict JSON."""
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}

@@ -49,7 +49,7 @@ def _settings(json_logs: bool = False, **overrides: Any) -> Settings:
 
     settings = load_settings()
     configure(settings.wikibot.log_level, secret_values(settings), json_lines=json_logs)
-    for noisy in ("httpx", "httpcore", "urllib3", "jieba", "qdrant_client"):
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "jieba", "qdrant_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if overrides:
         settings = settings.model_copy(update=overrides)

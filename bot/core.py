@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal, Sequence
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from bot.llm import ClaudeGenerator, Generation
 
 log = logging.getLogger(__name__)
+RETRIEVAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
 Progress = Callable[[str], Awaitable[None]]
 
 
@@ -95,6 +98,9 @@ class WikiBot:
         self.thresholds = thresholds or thresholds_for(index.embedder.name)
         self.coordinator = coordinator or make_coordinator(settings.redis.url.get_secret_value(),
                                                            Path(settings.data_dir), settings.qdrant.collection_prefix)
+        # retrieval is CPU work, much of it holding the GIL: a few workers, taken in arrival order, keep a
+        # burst from starving the event loop (acks) and answer the first askers first
+        self._retrieval_pool = ThreadPoolExecutor(max_workers=RETRIEVAL_WORKERS, thread_name_prefix="retrieval")
 
     def claim(self, key: str, ttl_seconds: float = 7 * 24 * 3600) -> bool:
         """True the first time an event or message id is seen, across restarts and replicas."""
@@ -107,6 +113,7 @@ class WikiBot:
     async def aclose(self) -> None:
         if self.generator is not None:
             await self.generator.aclose()
+        self._retrieval_pool.shutdown(wait=True, cancel_futures=True)
         self.state.close()
         self.coordinator.close()
         self.index.close()
@@ -154,14 +161,9 @@ class WikiBot:
             history = self.state.history(_conv_key(question))
         query = raw if not history else f"{history[-1].question}\n{raw}"
 
-        qvec = await asyncio.to_thread(self.embedder.embed_query, raw)
-        t = time.perf_counter()
-        hits = await asyncio.to_thread(self._search, query, question.allowed_spaces,
-                                       qvec if not history else None)
-        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
+        qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
+            self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
         covered = is_covered(hits, self.thresholds)
-        others = await asyncio.to_thread(self.questions.similar, qvec, raw,
-                                         allowed_spaces=question.allowed_spaces)
 
         if not covered:
             reply = self._not_covered(hits, lang)
@@ -179,6 +181,26 @@ class WikiBot:
         if question.thread_id:
             self.state.add_turn(_conv_key(question), raw, reply.answer)
         return _replace(reply, others_asked=tuple(others), question_id=qid)
+
+    def _retrieve(self, raw: str, query: str, spaces: Sequence[str] | None,
+                  follow_up: bool) -> tuple[Any, list[Hit], list[OtherAsked]]:
+        """Embed, search, and find similar earlier questions, in one worker-thread job.
+
+        One job per question, not three: the thread pool serves jobs in arrival order, so with three
+        a burst of questions would all be embedded before any was searched, and everyone would wait
+        for the whole burst.
+        """
+        qvec = self.embedder.embed_query(raw)
+        t = time.perf_counter()
+        hits = self._search(query, spaces, qvec if not follow_up else None)
+        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
+        others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
+        return qvec, hits, others
+
+    def warm_up(self) -> None:
+        """Load what loads lazily (the embedder's first encode, jieba's dictionary), before serving."""
+        self.embedder.embed_query("warm up 预热")
+        self.index.search("warm up 预热", k=1, mode=self.settings.retrieval.mode)
 
     def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any) -> list[Hit]:
         r = self.settings.retrieval

@@ -96,6 +96,10 @@ async def _serve(settings: Settings) -> int:
     from connectors.registry import build_adapters
 
     bot = WikiBot.open(settings)
+    try:
+        await asyncio.to_thread(bot.warm_up)  # so the first question does not pay for lazy loading
+    except Exception as exc:  # noqa: BLE001 - an empty or unreachable index: /healthz will say so
+        log.warning("warm-up search failed: %s", exc)
     adapters = build_adapters(settings, bot)
     state = ServeState(bot, adapters)
     scheduler = _start_scheduler(settings, bot, state)
