@@ -126,8 +126,12 @@ class SyncScheduler:
 
     async def _job(self) -> None:
         self.running = True
+        # APScheduler's shutdown cancels this coroutine, but the sync thread cannot be cancelled: it runs
+        # on to its next page boundary. So `running` follows the thread, and `wait_idle` waits for it.
+        work = asyncio.ensure_future(asyncio.to_thread(self._run_sync))
+        work.add_done_callback(self._sync_ended)
         try:
-            self.last_report = await asyncio.to_thread(self._run_sync)
+            self.last_report = await asyncio.shield(work)
             r = self.last_report
             log.info("wiki sync: %d added, %d updated, %d unchanged, %d removed, %d skipped, %d failed, "
                      "%d chunks embedded in %.1fs", r.added, r.updated, r.unchanged, r.removed,
@@ -142,8 +146,11 @@ class SyncScheduler:
             log.exception("wiki sync failed")
             self.last_report = SyncReport(started_at=datetime.now().astimezone().isoformat(timespec="seconds"),
                                           listing_complete=False, errors=[f"sync failed: {exc}"], ok=False)
-        finally:
-            self.running = False
+
+    def _sync_ended(self, work: asyncio.Future[SyncReport]) -> None:
+        self.running = False
+        if not work.cancelled():
+            work.exception()  # retrieved here too, for when the job awaiting it was cancelled
 
 
 def start_for_serve(settings: "Settings", bot: "WikiBot") -> SyncScheduler:

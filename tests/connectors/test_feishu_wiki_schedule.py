@@ -109,6 +109,22 @@ async def test_shutdown_asks_a_running_sync_to_stop():
     assert rec.stopped
 
 
+async def test_after_shutdown_wait_idle_waits_for_the_sync_thread_itself():
+    gate = threading.Event()
+    rec = Recorder(block=gate)
+    s = SyncScheduler(rec, interval_minutes=60, index_empty=True)
+    s.start()
+    await _until(lambda: rec.active == 1)
+    s.shutdown()  # APScheduler cancels the job's coroutine; the thread is still in the sync
+    await asyncio.sleep(0.2)
+    assert s.running and rec.active == 1
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(s.wait_idle(), 0.3)
+    gate.set()
+    await asyncio.wait_for(s.wait_idle(), 5)
+    assert rec.active == 0 and not s.running
+
+
 async def test_interval_zero_without_cron_means_no_schedule():
     rec = Recorder()
     s = SyncScheduler(rec, interval_minutes=0, index_empty=True)
