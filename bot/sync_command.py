@@ -7,10 +7,15 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from bot.config import Settings
+from bot.coordination import make_coordinator
 from bot.sync import Progress, SyncReport, feishu_source, run_and_record
+from bot.sync_lease import LeasedSync, SyncSkipped
+
 
 def run_sync_command(settings: Settings, full: bool, as_json: bool) -> int:
-    """`wikibot sync [--full] [--json]`: 0 all synced, 1 some pages or the listing failed, 2 not configured.
+    """`wikibot sync [--full] [--json]`: 0 all synced, 1 some pages or the listing failed, 2 not configured,
+    3 a sync is running elsewhere (a `serve` replica holds the sync lease; a lease merely settling after
+    the last scheduled sync is taken over).
 
     `--json` prints `SyncReport.to_dict()`: counts for added/updated/unchanged/removed/chunks_embedded,
     lists for skipped (`page`, `id`, `type`) and failed (`page`, `id`, `reason`), and `skipped_by_type`.
@@ -27,10 +32,20 @@ def run_sync_command(settings: Settings, full: bool, as_json: bool) -> int:
         err.print("[red]error:[/red] " + escape(str(exc)))
         return 2
     index = open_index(settings, check=not full)  # --full rebuilds once the listing is complete
+    coordinator = make_coordinator(settings.redis.url.get_secret_value(), settings.data_dir,
+                                   settings.qdrant.collection_prefix)
     try:
         with _progress_bar(err) as progress:
-            report = run_and_record(index, source, settings.data_dir, full=full, progress=progress)
+            leased = LeasedSync(lambda: run_and_record(index, source, settings.data_dir, full=full,
+                                                       progress=progress),
+                                coordinator, ttl_seconds=settings.wikibot.sync_lease_seconds, take_settled=True)
+            report = leased()
+    except SyncSkipped as exc:
+        err.print(f"[yellow]not synced:[/yellow] a sync is running elsewhere ({escape(exc.holder or '?')}); "
+                  "try again when it is done")
+        return 3
     finally:
+        coordinator.close()
         index.close()
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))

@@ -203,6 +203,26 @@ def test_the_sync_command_prints_the_json_report_and_saves_it(tmp_path, fake, wi
     assert "0 added, 0 updated, 1 unchanged, 0 removed" in text and "sheet 1" in text
 
 
+def test_the_sync_command_waits_its_turn_while_a_replica_syncs(tmp_path, fake, wiki, capsys):
+    from bot.coordination import LocalCoordinator
+
+    wiki.page(SPACE, "a", "内容一。\n", title="A")
+    settings = _settings(tmp_path, fake)
+    lease = LocalCoordinator(tmp_path / "data" / "coordination.sqlite")
+    try:
+        assert lease.acquire_lease("sync", "host:41:replica", 60)  # a replica's scheduled sync is running
+        assert run_sync_command(settings, full=False, as_json=True) == 3
+        assert "host:41:replica" in capsys.readouterr().err
+        assert not (tmp_path / "data" / "last_sync.json").exists()
+        lease.release_lease("sync", "host:41:replica")
+        assert lease.acquire_lease("sync", "host:41:replica/settled", 3000)  # it finished: settling
+        assert run_sync_command(settings, full=False, as_json=True) == 0
+        assert json.loads(capsys.readouterr().out)["added"] == 1
+        assert lease.lease_holder("sync") is None
+    finally:
+        lease.close()
+
+
 def test_the_sync_command_exits_1_when_a_page_failed(tmp_path, fake, wiki, capsys):
     doc = wiki.page(SPACE, "a", "内容一。\n", title="A")
     fake.wiki.fail_docs[doc] = (403, 1770032, "forbidden")

@@ -128,3 +128,26 @@ def test_a_failed_sync_frees_the_lease_at_once(pair):
     assert b.lease_holder(LEASE_NAME) is None
     assert not LeasedSync(SlowSync(0, ok=False), b, owner="replica-b", ttl_seconds=30, settle_seconds=60)().ok
     assert a.lease_holder(LEASE_NAME) is None  # a partial sync does not settle either
+
+
+def test_a_settled_lease_is_taken_by_its_owners_next_run_and_by_a_manual_sync_not_by_others(pair):
+    a, b = pair
+    scheduled = LeasedSync(SlowSync(0), a, owner="replica-a", ttl_seconds=30, settle_seconds=30)
+    assert scheduled().ok
+    assert a.lease_holder(LEASE_NAME) == "replica-a/settled"
+    with pytest.raises(SyncSkipped):
+        LeasedSync(SlowSync(0), b, owner="replica-b", ttl_seconds=30, settle_seconds=30)()
+    assert scheduled().ok  # replica-a's own next period
+    manual = LeasedSync(SlowSync(0), b, owner="operator", ttl_seconds=30, take_settled=True)
+    assert manual().ok
+    assert b.lease_holder(LEASE_NAME) is None  # a manual sync does not settle
+
+
+def test_a_running_sync_is_never_taken_over_even_by_a_manual_one(pair):
+    a, b = pair
+    running = threading.Thread(target=LeasedSync(SlowSync(1.0), a, owner="replica-a", ttl_seconds=30))
+    running.start()
+    time.sleep(0.2)
+    with pytest.raises(SyncSkipped, match="replica-a"):
+        LeasedSync(SlowSync(0), b, owner="operator", ttl_seconds=30, take_settled=True)()
+    running.join()
