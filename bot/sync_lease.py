@@ -77,9 +77,7 @@ class LeasedSync:
         c = self.coordinator
         if c.acquire_lease(LEASE_NAME, self.owner, self.ttl_seconds):
             return True
-        holder = c.lease_holder(LEASE_NAME)
-        if holder is None:  # it lapsed just now
-            return c.acquire_lease(LEASE_NAME, self.owner, self.ttl_seconds)
+        holder = c.lease_holder(LEASE_NAME) or ""
         if holder == self.owner + SETTLED or (self.take_settled and holder.endswith(SETTLED)):
             c.release_lease(LEASE_NAME, holder)  # only if it is still that settled lease
             return c.acquire_lease(LEASE_NAME, self.owner, self.ttl_seconds)

@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.connectors.feishu_bot_fixtures import wait_until
 from tests.connectors.feishu_wiki_fixtures import SPACE, URL_BASE, WikiFolder
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.im import Sent, deliver_webhook
@@ -40,8 +42,8 @@ PAGES = {
     "oncall": ("值班制度", "# 值班制度\n\n每周一上午十点交接值班。值班工程师负责处理告警，P1 告警需要在 30 分钟内响应。\n"),
 }
 
-__all__ = ["APP_SECRET", "ENCRYPT_KEY", "PAGES", "TOKEN", "ServeProcess", "docx_downloads", "feishu_wiki", "redis_url",
-           "wait_for", "wait_for_answer"]
+__all__ = ["APP_SECRET", "ENCRYPT_KEY", "PAGES", "TOKEN", "ServeProcess", "docx_downloads", "feishu_wiki", "metric", "redis_url",
+           "wait_for_answer", "wait_until"]
 
 
 @pytest.fixture
@@ -181,26 +183,20 @@ class ServeProcess:
         return await deliver_webhook(self.url + "/feishu/events", envelope, encrypt_key=ENCRYPT_KEY)
 
 
-def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        time.sleep(0.1)
+def metric(url: str, name: str, **labels: str) -> float:
+    """One sample from a replica's /metrics (Prometheus text format), 0 if absent."""
+    text = httpx.get(url + "/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return 0.0
 
 
 async def wait_for_answer(fake: FakeFeishu, message_id: str, timeout: float = 60.0) -> list[Sent]:
     """The bot's replies to a message once one of them is a final answer card (with 👍/👎)."""
-    import asyncio
+    def answered() -> list[Sent]:
+        replies: list[Sent] = fake.im.replies_to(message_id)  # type: ignore[attr-defined]
+        return replies if any("👍" in r.text() for r in replies) else []
 
-    deadline = time.monotonic() + timeout
-    while True:
-        replies = fake.im.replies_to(message_id)  # type: ignore[attr-defined]
-        if any("👍" in r.text() for r in replies):
-            return replies  # type: ignore[no-any-return]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no final answer to {message_id} within {timeout}s: {replies}")
-        await asyncio.sleep(0.1)
+    return await wait_until(answered, timeout, interval=0.1)  # type: ignore[no-any-return]

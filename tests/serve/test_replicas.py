@@ -10,12 +10,11 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.fakes.feishu import FakeFeishu
 from tests.serve.serve_fixtures import *  # noqa: F403 - fixtures
-from tests.serve.serve_fixtures import PAGES, ServeProcess, docx_downloads, wait_for, wait_for_answer
+from tests.serve.serve_fixtures import PAGES, ServeProcess, docx_downloads, metric, wait_for_answer, wait_until
 
 
 @pytest.fixture
@@ -48,8 +47,7 @@ def _pid(p: ServeProcess) -> int:
 async def test_the_schedule_fires_in_both_replicas_and_only_one_syncs(replicas: list[ServeProcess],
                                                                       feishu_wiki: FakeFeishu):
     # both start with an empty index, so both schedules fire at start-up
-    outcomes = [await asyncio.to_thread(wait_for, lambda p=p: _sync_outcome(p), 90, f"{p.name}'s sync")
-                for p in replicas]
+    outcomes = [await wait_until(lambda p=p: _sync_outcome(p), 90, interval=0.1) for p in replicas]
     assert sorted(outcomes) == ["skipped", "synced"]
     synced, skipped = (replicas if outcomes[0] == "synced" else replicas[::-1])
     assert synced.health()["sync"]["last"]["added"] == len(PAGES)
@@ -73,11 +71,7 @@ async def test_one_event_delivered_to_both_replicas_is_answered_once(replicas: l
     assert again.status_code == 200
     await asyncio.sleep(1.0)
     assert len(feishu_wiki.im.replies_to(mid)) == 1
-    dropped = 0.0
-    for p in replicas:
-        for line in httpx.get(p.url + "/metrics", timeout=5).text.splitlines():
-            if line.startswith('wikibot_events_deduplicated_total{platform="feishu"}'):
-                dropped += float(line.rsplit(" ", 1)[1])
+    dropped = sum(metric(p.url, "wikibot_events_deduplicated_total", platform="feishu") for p in replicas)
     assert dropped == 2  # one at the first double delivery, one at the redelivery
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,8 @@ import pytest
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.feishu import FakeFeishu
 from tests.serve.serve_fixtures import *  # noqa: F403 - fixtures
-from tests.serve.serve_fixtures import APP_SECRET, ENCRYPT_KEY, PAGES, ServeProcess, wait_for, wait_for_answer
+from tests.serve.serve_fixtures import (APP_SECRET, ENCRYPT_KEY, PAGES, ServeProcess, metric, wait_for_answer,
+                                        wait_until)
 
 
 @pytest.fixture
@@ -28,25 +29,15 @@ def anthropic() -> Iterator[FakeAnthropic]:
 
 
 @pytest.fixture
-def serve(tmp_path: Path, feishu_wiki: FakeFeishu, anthropic: FakeAnthropic) -> Iterator[ServeProcess]:
+async def serve(tmp_path: Path, feishu_wiki: FakeFeishu, anthropic: FakeAnthropic) -> AsyncIterator[ServeProcess]:
     proc = ServeProcess.feishu(tmp_path, "replica", feishu_wiki, ANTHROPIC_API_KEY=anthropic.api_key,
                                ANTHROPIC_BASE_URL=anthropic.url, WIKIBOT_LOG_LEVEL="DEBUG").start()
     try:
         proc.wait_ready()
-        wait_for(lambda: (proc.health().get("sync") or {}).get("last"), 60, "the start-up sync")
+        await wait_until(lambda: (proc.health().get("sync") or {}).get("last"), 60, interval=0.1)  # start-up sync
         yield proc
     finally:
         proc.kill()
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text format (0 if absent)."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def test_an_empty_index_is_synced_at_start_up_and_health_reports_every_part(serve: ServeProcess):
@@ -72,12 +63,13 @@ async def test_a_question_is_answered_and_counted_in_the_metrics(serve: ServePro
     metrics = httpx.get(serve.url + "/metrics", timeout=5)
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
-    assert _metric(text, "wikibot_questions_total", platform="feishu", mode="llm", covered="true") == 1
-    assert _metric(text, "wikibot_ack_seconds_count", platform="feishu") >= 1
-    assert _metric(text, "wikibot_answer_seconds_count", platform="feishu") == 1
-    assert _metric(text, "wikibot_retrieval_seconds_count") >= 1
-    assert _metric(text, "wikibot_sync_runs_total", result="ok") == 1
-    assert _metric(text, "wikibot_sync_pages_total", outcome="added") == len(PAGES)
+    url = serve.url
+    assert metric(url, "wikibot_questions_total", platform="feishu", mode="llm", covered="true") == 1
+    assert metric(url, "wikibot_ack_seconds_count", platform="feishu") >= 1
+    assert metric(url, "wikibot_answer_seconds_count", platform="feishu") == 1
+    assert metric(url, "wikibot_retrieval_seconds_count") >= 1
+    assert metric(url, "wikibot_sync_runs_total", result="ok") == 1
+    assert metric(url, "wikibot_sync_pages_total", outcome="added") == len(PAGES)
     for family in ("wikibot_llm_errors_total", "wikibot_events_deduplicated_total"):
         assert f"# TYPE {family} counter" in text
 
@@ -85,8 +77,7 @@ async def test_a_question_is_answered_and_counted_in_the_metrics(serve: ServePro
     assert again.status_code == 200
     await asyncio.sleep(1.0)
     assert len(feishu_wiki.im.replies_to(event["event"]["message"]["message_id"])) == 1
-    text = httpx.get(serve.url + "/metrics", timeout=5).text
-    assert _metric(text, "wikibot_events_deduplicated_total", platform="feishu") == 1
+    assert metric(url, "wikibot_events_deduplicated_total", platform="feishu") == 1
 
 
 async def test_sigterm_finishes_the_answer_in_flight_then_exits_cleanly(serve: ServeProcess,
@@ -96,10 +87,10 @@ async def test_sigterm_finishes_the_answer_in_flight_then_exits_cleanly(serve: S
     event = feishu_wiki.im.message_event("VPN 连接失败怎么办？")
     mid = event["event"]["message"]["message_id"]
     assert (await serve.deliver(event)).status_code == 200
-    await asyncio.to_thread(wait_for, lambda: feishu_wiki.im.replies_to(mid), 30, "the searching card")
+    await wait_until(lambda: feishu_wiki.im.replies_to(mid), 30)  # the searching card
     assert serve.proc is not None
     serve.proc.send_signal(15)
-    draining = await asyncio.to_thread(wait_for, lambda: _draining(serve), 10, "draining")
+    draining = await wait_until(lambda: _draining(serve), 10, interval=0.05)
     assert draining.status_code == 503 and draining.json()["draining"] is True
     late = await serve.deliver(feishu_wiki.im.message_event("值班什么时候交接？"))
     assert late.status_code == 503  # sent back, for Feishu to deliver again (to another replica)
