@@ -8,11 +8,10 @@ sent. Rate-limit answers are waited out by `FeishuApi`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
+from bot.streaming import CoalescedUpdates
 from connectors.feishu.api import FeishuApi, FeishuApiError
 
 log = logging.getLogger(__name__)
@@ -24,15 +23,14 @@ class CardStream:
         self.api = api
         self.source_message_id = source_message_id
         self.in_thread = in_thread
-        self.min_interval = min_interval
         self.context = context  # for log lines: event and chat
         self.card_message_id = ""
-        self.updates_sent = 0
-        self._pending: dict[str, Any] | None = None
-        self._final = False
-        self._wake = asyncio.Event()
-        self._pump: asyncio.Task[bool] | None = None
-        self._last_sent = 0.0
+        self._updates: CoalescedUpdates[dict[str, Any]] = CoalescedUpdates(
+            self._send, min_interval=min_interval, name=f"feishu-card-{source_message_id}")
+
+    @property
+    def updates_sent(self) -> int:
+        return self._updates.sent
 
     async def open(self, card: dict[str, Any]) -> bool:
         """Reply with the first card (the 'searching' card). False if Feishu refused it."""
@@ -42,46 +40,19 @@ class CardStream:
         except FeishuApiError as exc:
             log.warning("feishu: could not reply to %s (%s): %s", self.source_message_id, self.context, exc)
             return False
-        self._last_sent = time.monotonic()
+        self._updates.mark_sent()
         return True
 
     def update(self, card: dict[str, Any]) -> None:
         """Show this card soon; a newer card given before it is sent replaces it."""
-        if self._final:
-            return
-        self._pending = card
-        self._start_pump()
-        self._wake.set()
+        if self.card_message_id:
+            self._updates.update(card)
 
     async def finish(self, card: dict[str, Any]) -> bool:
         """Send the final card (after any pending update), and wait until it is delivered."""
         if not self.card_message_id:  # the first reply failed (or was never sent): reply with the final card
             return await self.open(card)
-        self._pending = card
-        self._final = True
-        self._start_pump()
-        self._wake.set()
-        assert self._pump is not None
-        return await self._pump
-
-    def _start_pump(self) -> None:
-        if self._pump is None and self.card_message_id:
-            self._pump = asyncio.create_task(self._run(), name=f"feishu-card-{self.card_message_id}")
-
-    async def _run(self) -> bool:
-        delivered = True
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            wait = self._last_sent + self.min_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            card, self._pending = self._pending, None
-            if card is not None:
-                final = self._final and self._pending is None
-                delivered = await self._send(card, final)
-            if self._final and self._pending is None:
-                return delivered
+        return await self._updates.finish(card)
 
     async def _send(self, card: dict[str, Any], final: bool) -> bool:
         try:
@@ -93,9 +64,6 @@ class CardStream:
             else:
                 log.debug("feishu: intermediate card update failed: %s", exc)
             return False
-        finally:
-            self._last_sent = time.monotonic()
-        self.updates_sent += 1
         return True
 
     def _uuid(self) -> str:

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.streaming import CoalescedUpdates, Pending
 from connectors.slack.blocks import Message
 
 log = logging.getLogger(__name__)
-Pending = Message | Callable[[], Message]  # a callable is rendered only when sent
 FINAL_ATTEMPTS = 3
 MAX_RETRY_AFTER = 60.0
 
@@ -49,15 +47,14 @@ class MessageStream:
         self.client = client
         self.channel = channel
         self.thread_ts = thread_ts  # None: a new top-level message (an /ask answer)
-        self.min_interval = min_interval
         self.context = context  # for log lines
         self.ts = ""
-        self.updates_sent = 0
-        self._pending: Pending | None = None
-        self._final = False
-        self._wake = asyncio.Event()
-        self._pump: asyncio.Task[bool] | None = None
-        self._last_sent = 0.0
+        self._updates: CoalescedUpdates[Message] = CoalescedUpdates(self._update, min_interval=min_interval,
+                                                                    name=f"slack-stream-{channel}")
+
+    @property
+    def updates_sent(self) -> int:
+        return self._updates.sent
 
     async def open(self, message: Message) -> bool:
         """Post the placeholder. False (and logged) if Slack refused it."""
@@ -72,76 +69,43 @@ class MessageStream:
             log.warning("slack: could not post in %s (%s): %r", self.channel, self.context, exc)
             return False
         self.ts = str(resp["ts"])
-        self._last_sent = time.monotonic()
+        self._updates.mark_sent()
         return True
 
-    def update(self, message: Pending) -> None:
+    def update(self, message: Pending[Message]) -> None:
         """Show this soon; a newer message given before it is sent replaces it.
 
         Pass a callable to defer rendering: progress arrives per token, updates once a second.
         """
-        if self._final:
-            return
-        self._pending = message
-        self._start_pump()
-        self._wake.set()
+        if self.ts:
+            self._updates.update(message)
 
     async def finish(self, messages: list[Message]) -> bool:
         """The final answer: the placeholder updated with the first message, the rest posted after it."""
         first, rest = messages[0], messages[1:]
-        if not self.ts:
-            delivered = await self.open(first)
-        else:
-            self._pending, self._final = first, True
-            self._start_pump()
-            self._wake.set()
-            assert self._pump is not None
-            delivered = await self._pump
+        delivered = await self._updates.finish(first) if self.ts else await self.open(first)
         for extra in rest if self.ts else ():
             delivered = await self._post_extra(extra) and delivered
         return delivered
 
     # ----- internals --------------------------------------------------------------------------
-    def _start_pump(self) -> None:
-        if self._pump is None and self.ts:
-            self._pump = asyncio.create_task(self._run(), name=f"slack-stream-{self.ts}")
-
-    async def _run(self) -> bool:
-        delivered = True
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            wait = self._last_sent + self.min_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            pending, self._pending = self._pending, None
-            if pending is not None:
-                final = self._final and self._pending is None
-                delivered = await self._update(pending() if callable(pending) else pending, final)
-            if self._final and self._pending is None:
-                return delivered
-
     async def _update(self, message: Message, final: bool) -> bool:
         attempts = FINAL_ATTEMPTS if final else 1
-        try:
-            for attempt in range(attempts):
-                try:
-                    await self.client.chat_update(channel=self.channel, ts=self.ts, **message.kwargs())
-                    self.updates_sent += 1
-                    return True
-                except SlackApiError as exc:
-                    wait = retry_after(exc)
-                    if wait is None or attempt == attempts - 1:
-                        self._log_failure(exc.response.get("error"), final, exc.response.get("errors"))
-                        return False
-                    log.info("slack: chat.update rate limited; retrying in %.1fs (%s)", wait, self.context)
-                    await asyncio.sleep(wait)
-                except Exception as exc:  # noqa: BLE001 - Slack unreachable (after the client's own retry)
-                    self._log_failure(repr(exc), final)
+        for attempt in range(attempts):
+            try:
+                await self.client.chat_update(channel=self.channel, ts=self.ts, **message.kwargs())
+                return True
+            except SlackApiError as exc:
+                wait = retry_after(exc)
+                if wait is None or attempt == attempts - 1:
+                    self._log_failure(exc.response.get("error"), final, exc.response.get("errors"))
                     return False
-            return False
-        finally:
-            self._last_sent = time.monotonic()
+                log.info("slack: chat.update rate limited; retrying in %.1fs (%s)", wait, self.context)
+                await asyncio.sleep(wait)
+            except Exception as exc:  # noqa: BLE001 - Slack unreachable (after the client's own retry)
+                self._log_failure(repr(exc), final)
+                return False
+        return False
 
     async def _post_extra(self, message: Message) -> bool:
         try:
