@@ -31,10 +31,10 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from bot.core import WikiBot
+from bot.answering.wikibot import WikiBot
 from connectors.feishu import FeishuAdapter
 from retrieval.embedders import make_embedder
-from tests.connectors.feishu_bot_fixtures import TOKEN, build_bot, make_settings
+from tests.connectors.feishu.fixtures import TOKEN, build_bot, make_settings
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.im import deliver_webhook
 from tests.fakes.loopback import _free_port
@@ -82,7 +82,7 @@ async def main(args: argparse.Namespace) -> None:
             settings = make_settings(Path(tmp) / mode, fake, mode=mode,
                                      limits={"questions_per_user_per_hour": 0, "questions_per_chat_per_hour": 0})
             bot = build_bot(settings, embedder, bot_class=SlowBot)
-            adapter = FeishuAdapter(settings, bot)
+            adapter = FeishuAdapter(settings.feishu, bot)
             await adapter.start()
             port = _free_port("127.0.0.1")
             server = uvicorn.Server(uvicorn.Config(Starlette(routes=adapter.routes()), host="127.0.0.1", port=port,

@@ -55,7 +55,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bot.texts import text
+from bot.answering.texts import text
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.im import FakeIM, Sent, card_text, deliver_webhook

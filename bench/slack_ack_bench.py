@@ -32,10 +32,10 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from bot.core import WikiBot
+from bot.answering.wikibot import WikiBot
 from connectors.slack import SlackAdapter
 from retrieval.embedders import make_embedder
-from tests.connectors.slack_fixtures import SECRET, build_bot, make_settings
+from tests.connectors.slack.fixtures import SECRET, build_bot, make_settings
 from tests.fakes import slack_requests as sr
 from tests.fakes.loopback import _free_port
 from tests.fakes.slack_server import FakeSlack
@@ -90,7 +90,7 @@ async def run_mode(mode: str, tmp: Path, fake: FakeSlack, embedder: Any, args: a
     settings = make_settings(tmp / mode, fake, mode=mode,
                              limits={"questions_per_user_per_hour": 0, "questions_per_chat_per_hour": 0})
     bot = build_bot(settings, embedder, bot_class=SlowBot)
-    adapter = SlackAdapter(settings, bot)
+    adapter = SlackAdapter(settings.slack, bot)
     await adapter.start()
     port = _free_port("127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(Starlette(routes=adapter.routes()), host="127.0.0.1", port=port,

@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.sync import sync_wiki
-from connectors.feishu_wiki import FeishuWikiSource, WikiClient
+from retrieval.sync import sync_wiki
+from connectors.feishu.wiki import FeishuWikiSource, WikiClient
 from retrieval.embedders import make_embedder
 from retrieval.index import WikiIndex, open_client
-from tests.connectors.feishu_wiki_fixtures import CountingEmbedder, WikiFolder
+from tests.connectors.feishu.wiki.fixtures import CountingEmbedder, WikiFolder
 from tests.fakes.feishu import FakeFeishu
 
 DOCS = ROOT.parent / "shared" / "eval-dev" / "docs"

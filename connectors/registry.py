@@ -1,33 +1,52 @@
-"""Where chat platform adapters are registered: one line per platform."""
+"""The chat platforms, one line each: the config section a platform reads and where its adapter lives.
+
+`bot.app` (the composition root) builds the program's settings from these sections and starts the
+adapters of the configured platforms; nothing else in `bot/` knows a platform by name.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from bot.config import Settings
+from bot.infra.config import Section
+from connectors.feishu.settings import FeishuSection
+from connectors.slack.settings import SlackSection
 
 if TYPE_CHECKING:
     from bot.adapters import Adapter
-    from bot.core import WikiBot
+    from bot.answering.wikibot import WikiBot
 
 
-def build_adapters(settings: Settings, bot: "WikiBot") -> list["Adapter"]:
-    adapters: list["Adapter"] = []
-    if settings.feishu.enabled:
-        from connectors.feishu.adapter import build_adapter as feishu
-
-        adapters.append(feishu(settings, bot))
-    if settings.slack.enabled:
-        from connectors.slack.adapter import build_adapter as slack
-
-        adapters.append(slack(settings, bot))
-    return adapters
+@dataclass(frozen=True)
+class Platform:
+    name: str  # the config section, `[name]` / `NAME_*`
+    section: type[Section]  # with an `enabled` property
+    adapter_module: str  # has `build_adapter(section, bot) -> Adapter`, imported only when enabled
+    keys_hint: str  # what to set to enable it
 
 
-def missing_platform_keys(settings: Settings) -> str | None:
+PLATFORMS: tuple[Platform, ...] = (
+    Platform("feishu", FeishuSection, "connectors.feishu.adapter", "FEISHU_APP_ID and FEISHU_APP_SECRET"),
+    Platform("slack", SlackSection, "connectors.slack.adapter",
+             "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (socket mode) or SLACK_SIGNING_SECRET (http mode)"),
+)
+
+
+def enabled(settings: Any) -> list[Platform]:
+    return [p for p in PLATFORMS if getattr(settings, p.name).enabled]
+
+
+def build_adapters(settings: Any, bot: "WikiBot") -> list["Adapter"]:
+    """The adapters of every configured platform (each module imported only when it is configured)."""
+    return [importlib.import_module(p.adapter_module).build_adapter(getattr(settings, p.name), bot)
+            for p in enabled(settings)]
+
+
+def missing_platform_keys(settings: Any) -> str | None:
     """None if at least one platform is configured, else a message naming the keys to set."""
-    if settings.feishu.enabled or settings.slack.enabled:
+    if enabled(settings):
         return None
-    return ("no chat platform is configured: set FEISHU_APP_ID and FEISHU_APP_SECRET for Feishu, and/or "
-            "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (socket mode) or SLACK_SIGNING_SECRET (http mode) for Slack "
-            "(or the same keys in config/wikibot.toml)")
+    hints = ", and/or ".join(f"{p.keys_hint} for {p.name.capitalize()}" for p in PLATFORMS)
+    return f"no chat platform is configured: set {hints} (or the same keys in config/wikibot.toml)"

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.config import Settings
-from bot.core import WikiBot
-from bot.metrics import ACK_SECONDS, EVENTS_REJECTED
+from bot.answering.wikibot import WikiBot
+from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
 from connectors.feishu.api import FeishuApi
 from connectors.feishu.events import event_id
 from connectors.feishu.handler import FeishuHandler
+from connectors.feishu.settings import FeishuSection
 from connectors.feishu.longconn import LongConnection
 from connectors.feishu.webhook import Rejected, WebhookChecks
 
@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 class FeishuAdapter:
     name = "feishu"
 
-    def __init__(self, settings: Settings, bot: WikiBot, *, api: FeishuApi | None = None,
+    def __init__(self, settings: FeishuSection, bot: WikiBot, *, api: FeishuApi | None = None,
                  stream_interval: float = 0.5) -> None:
-        f = settings.feishu
+        f = settings
         self.settings = settings
         self.mode = f.event_mode
         self.api = api or FeishuApi(f.app_id, f.app_secret.get_secret_value(), f.domain)
@@ -52,7 +52,7 @@ class FeishuAdapter:
         self._loop = asyncio.get_running_loop()
         await self.handler.identity()
         if self.mode == "ws":
-            f = self.settings.feishu
+            f = self.settings
             self.long_connection = LongConnection(f.app_id, f.app_secret.get_secret_value(), f.domain,
                                                   self.deliver_threadsafe)
             self.long_connection.start()
@@ -113,5 +113,5 @@ class FeishuAdapter:
         return JSONResponse(result)
 
 
-def build_adapter(settings: Settings, bot: WikiBot) -> FeishuAdapter:
+def build_adapter(settings: FeishuSection, bot: WikiBot) -> FeishuAdapter:
     return FeishuAdapter(settings, bot)

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.models import Reference, RefResult, Reply
-from bot.texts import Lang, text
+from bot.answering.models import Reference, RefResult, Reply
+from bot.answering.texts import Lang, text
 from connectors.feishu.markdown import escape_tags, link_citations, plain_line, safe_markdown, strip_markers
 
 _HEADING = re.compile(r"^\s*#{1,6}\s+", re.MULTILINE)

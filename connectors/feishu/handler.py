@@ -17,12 +17,12 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.commands import format_status, parse_command
-from bot.core import WikiBot
-from bot.language import detect_language, has_words
-from bot.metrics import EVENTS_DEDUPLICATED, FEEDBACK
-from bot.models import Question
-from bot.texts import Lang, text
+from bot.answering.commands import format_status, parse_command
+from bot.answering.wikibot import WikiBot
+from bot.answering.language import detect_language, has_words
+from bot.infra.metrics import EVENTS_DEDUPLICATED, FEEDBACK
+from bot.answering.models import Question
+from bot.answering.texts import Lang, text
 from connectors.feishu import cards
 from connectors.feishu.api import FeishuApi
 from connectors.feishu.events import (

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.metrics import ACK_SECONDS
+from bot.infra.metrics import ACK_SECONDS
 
 log = logging.getLogger(__name__)
 Dispatch = Callable[[dict[str, Any]], dict[str, Any]]  # blocking: returns the acknowledgement body

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bot.models import Reference
+from bot.answering.models import Reference
 
 _FENCE = re.compile(r"^(\s*)(```|~~~)")
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.DOTALL)

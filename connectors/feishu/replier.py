@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.streaming import CoalescedUpdates
+from bot.answering.streaming import CoalescedUpdates
 from connectors.feishu.api import FeishuApi, FeishuApiError
 
 log = logging.getLogger(__name__)

@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.config import Settings
-from bot.core import WikiBot
-from bot.metrics import ACK_SECONDS, EVENTS_REJECTED
-from connectors.slack.app import build_app, make_client
+from bot.answering.wikibot import WikiBot
+from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
+from connectors.slack.app import build_bolt_app, make_client
 from connectors.slack.handler import SlackHandler
+from connectors.slack.settings import SlackSection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,13 +46,13 @@ class _TimedSocketModeHandler(AsyncSocketModeHandler):
 class SlackAdapter:
     name = "slack"
 
-    def __init__(self, settings: Settings, bot: WikiBot, *, stream_interval: float = 1.0) -> None:
-        s = settings.slack
+    def __init__(self, settings: SlackSection, bot: WikiBot, *, stream_interval: float = 1.0) -> None:
+        s = settings
         self.settings = settings
         self.mode = s.mode
         self.client = make_client(settings)
         self.handler = SlackHandler(bot, self.client, stream_interval=stream_interval)
-        self.app = build_app(settings, self.handler)
+        self.app = build_bolt_app(settings, self.handler)
         self.http = AsyncSlackRequestHandler(self.app)
         self.socket: _TimedSocketModeHandler | None = None
         self.bot_user_id = ""
@@ -68,7 +68,7 @@ class SlackAdapter:
         self._loop = asyncio.get_running_loop()
         await self.identity()
         if self.mode == "socket":
-            app_token = self.settings.slack.app_token.get_secret_value()
+            app_token = self.settings.app_token.get_secret_value()
             if not app_token:
                 log.error("slack: socket mode needs SLACK_APP_TOKEN (xapp-…, scope connections:write); "
                           "no events will arrive until it is set, or set SLACK_MODE=http")
@@ -79,7 +79,7 @@ class SlackAdapter:
             await asyncio.wait({self._connecting}, timeout=CONNECT_WAIT_SECONDS)
             if not self._connecting.done():
                 log.warning("slack: socket mode not connected yet; still trying in the background")
-        elif not self.settings.slack.signing_secret.get_secret_value():
+        elif not self.settings.signing_secret.get_secret_value():
             log.error("slack: HTTP mode needs SLACK_SIGNING_SECRET; every request will be refused until it is set")
 
     async def stop(self) -> None:
@@ -98,7 +98,7 @@ class SlackAdapter:
             connected = bool(session is not None and not session.closed and client and not client.stale)
             ok = connected
         else:
-            ok = bool(self.settings.slack.signing_secret.get_secret_value())
+            ok = bool(self.settings.signing_secret.get_secret_value())
         return {"ok": bool(ok and self.bot_user_id), "mode": self.mode, "bot_identity": bool(self.bot_user_id),
                 "socket_connected": connected, "answers_in_flight": self.handler.in_flight,
                 **({"error": self.identity_error} if self.identity_error else {})}
@@ -122,7 +122,7 @@ class SlackAdapter:
     async def _events(self, request: Request) -> Response:
         started = time.perf_counter()
         await request.body()  # read on the serving loop; starlette keeps it for the handler
-        if not self.settings.slack.signing_secret.get_secret_value():
+        if not self.settings.signing_secret.get_secret_value():
             EVENTS_REJECTED.labels("slack", "no_signing_secret").inc()
             return JSONResponse({"error": "invalid request"}, status_code=401)
         response = await self._on_home_loop(self.http.handle(request))
@@ -141,5 +141,5 @@ class SlackAdapter:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
-def build_adapter(settings: Settings, bot: WikiBot) -> SlackAdapter:
+def build_adapter(settings: SlackSection, bot: WikiBot) -> SlackAdapter:
     return SlackAdapter(settings, bot)

@@ -30,10 +30,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
-from bot.language import detect_language
-from bot.metrics import EVENTS_DEDUPLICATED, EVENTS_REJECTED
-from connectors.slack.blocks import FEEDBACK_ACTIONS, local_text
+from connectors.slack.settings import SlackSection
+from bot.answering.language import detect_language
+from bot.infra.metrics import EVENTS_DEDUPLICATED, EVENTS_REJECTED
+from connectors.slack.render import FEEDBACK_ACTIONS, local_text
 from connectors.slack.handler import SlackHandler
 from connectors.slack.inbound import (
     Ignored,
@@ -49,9 +49,9 @@ REPLAY_WINDOW_SECONDS = 600  # bolt refuses timestamps older than 5 min; remembe
 RATE_LIMIT_RETRIES = 2
 
 
-def make_client(settings: Settings) -> AsyncWebClient:
+def make_client(settings: SlackSection) -> AsyncWebClient:
     """The Web API client: the configured base URL, and 429s waited out for `Retry-After`."""
-    s = settings.slack
+    s = settings
     return AsyncWebClient(token=s.bot_token.get_secret_value(), base_url=s.api_url,
                           retry_handlers=[AsyncConnectionErrorRetryHandler(),
                                           AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)])
@@ -61,12 +61,12 @@ def command_name(name: str) -> str:
     return "/" + name.strip().lstrip("/")
 
 
-def build_app(settings: Settings, handler: SlackHandler) -> AsyncApp:
+def build_bolt_app(settings: SlackSection, handler: SlackHandler) -> AsyncApp:
     app = AsyncApp(
         name="wikibot",
         client=handler.client,
         # an explicit value: bolt would otherwise read SLACK_SIGNING_SECRET from the environment itself
-        signing_secret=settings.slack.signing_secret.get_secret_value(),
+        signing_secret=settings.signing_secret.get_secret_value(),
         request_verification_enabled=True,  # HTTP mode: X-Slack-Signature checked, stale timestamps refused
         ignoring_self_events_enabled=True,  # needs auth.test's user_id and bot_id
         process_before_response=False,  # ack first, work after
@@ -123,9 +123,9 @@ def _register_events(app: AsyncApp, handler: SlackHandler) -> None:
         accept(parse_message(event, context.bot_user_id or ""), "message")
 
 
-def _register_commands(app: AsyncApp, settings: Settings, handler: SlackHandler) -> None:
+def _register_commands(app: AsyncApp, settings: SlackSection, handler: SlackHandler) -> None:
     Ack = Callable[..., Awaitable[None]]
-    names = {"ask": command_name(settings.slack.ask_command), "ref": command_name(settings.slack.ref_command)}
+    names = {"ask": command_name(settings.ask_command), "ref": command_name(settings.ref_command)}
 
     def usage(words: str) -> str:
         return local_text("usage", detect_language(words), **names)

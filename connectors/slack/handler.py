@@ -15,14 +15,14 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import format_status, parse_command
-from bot.core import WikiBot
-from bot.language import detect_language, has_words
-from bot.metrics import FEEDBACK
-from bot.models import Question
-from bot.texts import Lang, text
-from connectors.slack import blocks
-from connectors.slack.blocks import Message
+from bot.answering.commands import format_status, parse_command
+from bot.answering.wikibot import WikiBot
+from bot.answering.language import detect_language, has_words
+from bot.infra.metrics import FEEDBACK
+from bot.answering.models import Question
+from bot.answering.texts import Lang, text
+from connectors.slack import render as blocks
+from connectors.slack.render import Message
 from connectors.slack.inbound import FeedbackClick, Inbound, SlashCommand
 from connectors.slack.replier import MessageStream
 

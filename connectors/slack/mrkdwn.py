@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.models import Reference
+from bot.answering.models import Reference
 
 _FENCE = re.compile(r"^\s*```")
 _INLINE_CODE = re.compile(r"`[^`\n]+`")

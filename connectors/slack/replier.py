@@ -17,8 +17,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.streaming import CoalescedUpdates, Pending
-from connectors.slack.blocks import Message
+from bot.answering.streaming import CoalescedUpdates, Pending
+from connectors.slack.render import Message
 
 log = logging.getLogger(__name__)
 FINAL_ATTEMPTS = 3

@@ -1,0 +1,296 @@
+"""The answering core: retrieve → decide whether the wiki covers it → generate or extract → reply.
+
+`WikiBot` is what every adapter talks to. It holds no platform knowledge:
+one `Question` in, one `Reply` out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+
+from bot.infra import metrics
+from bot.infra.config import Settings
+from bot.infra.coordination import Coordinator, make_coordinator
+from bot.answering.extractive import quote_block, trim_excerpt
+from bot.answering.language import detect_language, has_words
+from bot.answering.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Status, Turn
+from bot.answering.questionlog import QuestionLog
+from bot.answering.safety import strip_foreign_links
+from bot.infra.state import StateDB
+from bot.answering.texts import Lang, text
+from retrieval.index import Hit, WikiIndex
+from retrieval.relevance import Thresholds, is_covered, thresholds_for
+
+if TYPE_CHECKING:
+    from bot.answering.llm import ClaudeGenerator, Generation
+
+log = logging.getLogger(__name__)
+RETRIEVAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
+OnText = Callable[[str], Awaitable[None]]  # the answer so far, as it streams
+
+
+class WikiBot:
+    def __init__(self, settings: Settings, index: WikiIndex, *, state: StateDB | None = None,
+                 generator: "ClaudeGenerator | None" = None, thresholds: Thresholds | None = None,
+                 coordinator: Coordinator | None = None) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = index.embedder
+        self.state = state or StateDB(Path(settings.data_dir) / "state.sqlite")
+        self.questions = QuestionLog(index.client, index.embedder, settings.qdrant.collection_prefix,
+                                     lock=index.lock)
+        self.generator = generator
+        self.thresholds = thresholds or thresholds_for(index.embedder.name)
+        self.coordinator = coordinator or make_coordinator(settings.redis.url.get_secret_value(),
+                                                           Path(settings.data_dir), settings.qdrant.collection_prefix)
+        # retrieval is CPU work, much of it holding the GIL: a few workers, taken in arrival order, keep a
+        # burst from starving the event loop (acks) and answer the first askers first
+        self._retrieval_pool = ThreadPoolExecutor(max_workers=RETRIEVAL_WORKERS, thread_name_prefix="retrieval")
+
+    def claim(self, key: str, ttl_seconds: float = 7 * 24 * 3600) -> bool:
+        """True the first time an event or message id is seen, across restarts and replicas."""
+        return self.coordinator.claim(key, ttl_seconds)
+
+    async def aclose(self) -> None:
+        if self.generator is not None:
+            await self.generator.aclose()
+        self._retrieval_pool.shutdown(wait=True, cancel_futures=True)
+        self.state.close()
+        self.coordinator.close()
+        self.index.close()
+
+    # ----- answering ----------------------------------------------------------------------------
+    async def answer(self, question: Question, on_progress: OnText | None = None) -> Reply:
+        """Answer one question. Never raises for anything the user or the LLM service did."""
+        started = time.perf_counter()
+        raw = question.text.strip()
+        lang = detect_language(raw)
+        if not raw or not has_words(raw):
+            return Reply(answer=text("empty_question", lang), covered=False, mode="extractive", language=lang)
+        refused = self._over_limit(question, lang)
+        if refused is not None:
+            return refused
+        reply = await self._answer(question, raw, lang, on_progress)
+        metrics.QUESTIONS.labels(question.platform, reply.mode, str(reply.covered).lower()).inc()
+        metrics.ANSWER_SECONDS.labels(question.platform).observe(time.perf_counter() - started)
+        return reply
+
+    def _over_limit(self, question: Question, lang: Lang) -> Reply | None:
+        """Per-user and per-chat question budgets, so one user cannot run up the LLM bill."""
+        lim = self.settings.limits
+        checks = []
+        if question.user_id and lim.questions_per_user_per_hour:
+            checks.append((f"user:{question.platform}:{question.user_id}", lim.questions_per_user_per_hour))
+        if question.chat_id and lim.questions_per_chat_per_hour:
+            checks.append((f"chat:{question.platform}:{question.chat_id}", lim.questions_per_chat_per_hour))
+        for key, limit in checks:
+            if not self.state.hit(key, 3600, limit):
+                log.info("question refused: %s over %d questions/hour", key.split(":")[0], limit)
+                return Reply(answer=text("rate_limited", lang, n=limit), covered=False, mode="extractive",
+                             language=lang)
+        return None
+
+    async def _answer(self, question: Question, raw: str, lang: Lang,
+                      on_progress: OnText | None) -> Reply:
+        limit = self.settings.limits.max_question_chars
+        prefix = ""
+        if len(raw) > limit:
+            raw, prefix = raw[:limit], text("truncated", lang, n=limit) + "\n\n"
+
+        history = question.history
+        if not history and question.thread_id:
+            history = self.state.history(_conv_key(question))
+        query = raw if not history else f"{history[-1].question}\n{raw}"
+
+        qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
+            self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
+        covered = is_covered(hits, self.thresholds)
+
+        if not covered:
+            reply = self._not_covered(hits, lang)
+        elif self.generator is not None:
+            reply = await self._generate(raw, hits, history, lang, on_progress)
+        else:
+            reply = self._extractive(hits, lang)
+        if prefix:
+            reply = _replace(reply, answer=prefix + reply.answer)
+
+        qid = await asyncio.to_thread(
+            self.questions.add, raw, qvec, platform=question.platform, chat_id=question.chat_id,
+            user_id=question.user_id, covered=reply.covered, mode=reply.mode,
+            page_ids=[r.page_id for r in reply.references], spaces=[r.space for r in reply.references])
+        if question.thread_id:
+            self.state.add_turn(_conv_key(question), raw, reply.answer)
+        return _replace(reply, others_asked=tuple(others), question_id=qid)
+
+    def _retrieve(self, raw: str, query: str, spaces: Sequence[str] | None,
+                  follow_up: bool) -> tuple[Any, list[Hit], list[OtherAsked]]:
+        """Embed, search, and find similar earlier questions, in one worker-thread job.
+
+        One job per question, not three: the thread pool serves jobs in arrival order, so with three
+        a burst of questions would all be embedded before any was searched, and everyone would wait
+        for the whole burst.
+        """
+        qvec = self.embedder.embed_query(raw)
+        t = time.perf_counter()
+        hits = self._search(query, spaces, qvec if not follow_up else None)
+        metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
+        others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
+        return qvec, hits, others
+
+    def warm_up(self) -> None:
+        """Load what loads lazily (the embedder's first encode, jieba's dictionary), before serving."""
+        self.embedder.embed_query("warm up 预热")
+        self.index.search("warm up 预热", k=1, mode=self.settings.retrieval.mode)
+
+    def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any) -> list[Hit]:
+        r = self.settings.retrieval
+        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec)
+
+    def _not_covered(self, hits: list[Hit], lang: Lang) -> Reply:
+        refs = _references(hits, limit=3)
+        msg = text("not_covered" if refs else "not_covered_no_pages", lang)
+        return Reply(answer=msg, covered=False, mode="extractive", references=refs,
+                     notice=text("notice_extractive", lang), language=lang)
+
+    def _extractive(self, hits: list[Hit], lang: Lang, reason: str = "") -> Reply:
+        top = hits[:3]
+        refs = _references(top, limit=3)
+        number = {r.page_id: i + 1 for i, r in enumerate(refs)}
+        parts = [text("llm_unavailable", lang)] if reason else []
+        parts.append(text("extractive_intro", lang))
+        citations = []
+        allowed_urls = [h.url for h in hits]
+        body = "\n\n".join(parts) + "\n\n"
+        for h in top:
+            heading = " › ".join([h.title, *[x for x in h.heading_path if x != h.title]])
+            clean = strip_foreign_links(h.text, allowed_urls)
+            block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(clean)}"
+            citations.append(Citation(len(body), len(body) + len(block), (number[h.page_id] - 1,),
+                                      trim_excerpt(clean)))
+            body += block + "\n\n"
+        return Reply(answer=body.strip(), covered=True, mode="extractive", references=refs,
+                     citations=tuple(citations), notice=text("notice_extractive", lang), language=lang,
+                     degraded_reason=reason)
+
+    async def _generate(self, question: str, hits: list[Hit], history: Sequence[Turn],
+                        lang: Lang, on_progress: OnText | None) -> Reply:
+        from bot.answering.llm import LLMError, Passage
+
+        assert self.generator is not None
+        passages = [Passage(h.title, h.url, h.text, h.heading_path) for h in hits]
+        a = self.settings.anthropic
+        # the SDK honours any `retry-after` a 429 names, uncapped: bound the whole call ourselves
+        budget = a.timeout_seconds * (a.max_retries + 1) + 5
+        try:
+            async with asyncio.timeout(budget):
+                gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
+                                                                                    for t in history],
+                                                    language=lang, on_text=on_progress)
+        except TimeoutError:
+            log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
+            metrics.LLM_ERRORS.labels("timeout").inc()
+            return self._extractive(hits, lang, reason="timeout")
+        except LLMError as exc:
+            log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
+            metrics.LLM_ERRORS.labels(exc.kind).inc()
+            return self._extractive(hits, lang, reason=exc.kind)
+        if not gen.text.strip():
+            return self._extractive(hits, lang, reason="empty")
+        return self._compose(gen, hits, lang)
+
+    def _compose(self, gen: "Generation", hits: list[Hit], lang: Lang) -> Reply:
+        """The generated text with [n] markers after cited sentences, and references for cited pages."""
+        cited = [i for seg in gen.segments for i in seg.passage_indexes if 0 <= i < len(hits)]
+        order: list[str] = []
+        for i in cited or range(min(3, len(hits))):
+            if hits[i].page_id not in order:
+                order.append(hits[i].page_id)
+        number = {pid: n for n, pid in enumerate(order)}
+        allowed_urls = [h.url for h in hits]
+        answer, citations = "", []
+        excerpts: dict[str, str] = {}
+        for seg in gen.segments:
+            seg_text = strip_foreign_links(seg.text, allowed_urls)
+            start = len(answer)
+            answer += seg_text
+            refs = sorted({number[hits[i].page_id] for i in seg.passage_indexes if 0 <= i < len(hits)})
+            if refs:
+                answer = answer.rstrip() + "".join(f"[{n + 1}]" for n in refs)
+                if seg_text.endswith(("\n", " ")):
+                    answer += seg_text[len(seg_text.rstrip()):]
+                citations.append(Citation(start, len(answer), tuple(refs), seg_text.strip()))
+                for i in seg.passage_indexes:
+                    if 0 <= i < len(hits):
+                        excerpts.setdefault(hits[i].page_id, hits[i].text)
+        by_page = {h.page_id: h for h in reversed(hits)}
+        refs = tuple(
+            Reference(pid, by_page[pid].title, by_page[pid].url,
+                      trim_excerpt(strip_foreign_links(excerpts.get(pid, by_page[pid].text), allowed_urls)),
+                      by_page[pid].heading_path, by_page[pid].space)
+            for pid in order)
+        return Reply(answer=answer.strip(), covered=True, mode="llm", references=refs,
+                     citations=tuple(citations), notice=text("notice_llm", lang), language=lang)
+
+    # ----- the other commands -------------------------------------------------------------------
+    async def ref(self, words: str, allowed_spaces: Sequence[str] | None = None, limit: int = 8) -> RefResult:
+        """Matching pages and passages for some words; nothing generated."""
+        lang = detect_language(words)
+        words = words.strip()[: self.settings.limits.max_question_chars]
+        if not words:
+            return RefResult(query=words, language=lang)
+        hits = await asyncio.to_thread(self.index.search, words, limit, allowed_spaces,
+                                       self.settings.retrieval.mode)
+        return RefResult(query=words, references=_references(hits, limit=limit, per_page=2), language=lang)
+
+    async def record_feedback(self, question_id: str, user_id: str, value: Literal["up", "down"]) -> bool:
+        return await asyncio.to_thread(self.questions.record_feedback, question_id, user_id, value)
+
+    def status(self) -> Status:
+        last = None
+        path = Path(self.settings.data_dir) / "last_sync.json"
+        if path.exists():
+            try:
+                last = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                last = None
+        return Status(self.index.count_pages(), self.index.count_chunks(), self.questions.count(),
+                      self.embedder.name, self.generator is not None, last)
+
+    def allowed_spaces_for(self, chat_id: str) -> tuple[str, ...] | None:
+        spaces = self.settings.access.spaces_for(chat_id)
+        return tuple(spaces) if spaces is not None else None
+
+
+def _conv_key(q: Question) -> str:
+    return f"{q.platform}:{q.chat_id}:{q.thread_id}"
+
+
+def _references(hits: Sequence[Hit], limit: int, per_page: int = 1) -> tuple[Reference, ...]:
+    out: list[Reference] = []
+    used: dict[str, int] = {}
+    for h in hits:
+        if used.get(h.page_id, 0) >= per_page:
+            continue
+        if h.page_id not in used and len(used) >= limit:
+            continue
+        used[h.page_id] = used.get(h.page_id, 0) + 1
+        excerpt = trim_excerpt(strip_foreign_links(h.text, [x.url for x in hits]))
+        out.append(Reference(h.page_id, h.title, h.url, excerpt, h.heading_path, h.space))
+    return tuple(out)
+
+
+def _replace(reply: Reply, **changes: Any) -> Reply:
+    from dataclasses import replace
+
+    return replace(reply, **changes)
+
+
+__all__ = ["WikiBot"]

@@ -1,0 +1,160 @@
+"""`wikibot serve`: the chat adapters, the HTTP endpoints and the sync schedule in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.adapters import Adapter
+from bot.app.settings import Settings
+from bot.answering.wikibot import WikiBot
+from bot.app.factories import open_bot, wiki_source
+from bot.infra.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+
+@dataclass
+class ServeState:
+    bot: WikiBot
+    adapters: list[Adapter]
+    started_at: float = field(default_factory=time.time)
+    sync_status: Callable[[], dict[str, Any] | None] = lambda: None
+    draining: bool = False
+
+
+def build_http_app(state: ServeState) -> Starlette:
+    """The HTTP face of `serve`: adapter routes plus /healthz and /metrics."""
+
+    async def healthz(request: Request) -> JSONResponse:
+        parts: dict[str, Any] = {}
+        try:
+            pages = await asyncio.to_thread(state.bot.index.count_pages)
+            parts["index"] = {"ok": True, "pages": pages}
+        except Exception as exc:  # the Qdrant server is down, say
+            parts["index"] = {"ok": False, "error": type(exc).__name__}
+        parts["adapters"] = {a.name: a.health() for a in state.adapters}
+        sync = state.sync_status() or state.bot.status().last_sync
+        parts["sync"] = sync or {"ok": True, "last": None}
+        ok = (parts["index"]["ok"] and all(h.get("ok") for h in parts["adapters"].values())
+              and not state.draining)
+        body = {"ok": ok, "draining": state.draining, "uptime_seconds": round(time.time() - state.started_at),
+                **parts}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    for adapter in state.adapters:
+        routes.extend(adapter.routes())
+    return Starlette(routes=routes, middleware=[Middleware(_RefuseWhileDraining, state=state)])
+
+
+class _RefuseWhileDraining:
+    """During shutdown, event callbacks get 503: Feishu and Slack deliver them again (to another replica)."""
+
+    def __init__(self, app: ASGIApp, state: ServeState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and self.state.draining:
+            response = JSONResponse({"error": "shutting down"}, status_code=503, headers={"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def run(settings: Settings) -> int:
+    from connectors.registry import missing_platform_keys
+
+    problem = missing_platform_keys(settings)
+    if problem:
+        log.error(problem)
+        print(f"error: {problem}")
+        return 2
+    return asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from connectors.registry import build_adapters
+
+    bot = open_bot(settings)
+    try:
+        await asyncio.to_thread(bot.warm_up)  # so the first question does not pay for lazy loading
+    except Exception as exc:  # noqa: BLE001 - an empty or unreachable index: /healthz will say so
+        log.warning("warm-up search failed: %s", exc)
+    adapters = build_adapters(settings, bot)
+    state = ServeState(bot, adapters)
+    scheduler = _start_scheduler(settings, bot, state)
+    app = build_http_app(state)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.wikibot.http_host, port=settings.wikibot.http_port,
+                                           log_level="warning", lifespan="off"))
+    # SIGTERM is ours: uvicorn would otherwise stop serving at once, before answers in flight are done
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    for adapter in adapters:
+        await adapter.start()
+    serving = asyncio.create_task(server.serve())
+    log.info("wikibot serving on %s:%s with %s", settings.wikibot.http_host, settings.wikibot.http_port,
+             ", ".join(a.name for a in adapters))
+    await _first(stop.wait(), serving)
+    state.draining = True  # webhooks now get 503, so the platform redelivers them to another replica
+    log.info("shutting down: no new events, finishing answers in flight (up to %ss)", SHUTDOWN_GRACE_SECONDS)
+    if scheduler is not None:
+        scheduler.shutdown()  # a running sync stops at its next page boundary
+    await _bounded(asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True))
+    if scheduler is not None:
+        await _bounded(scheduler.wait_idle())  # never close the index under a sync
+    server.should_exit = True
+    await _bounded(serving)
+    await bot.aclose()
+    log.info("stopped")
+    return 0
+
+
+def _start_scheduler(settings: Settings, bot: WikiBot, state: ServeState) -> Any:
+    """The wiki sync schedule, when a Feishu wiki is configured and the schedule is on."""
+    if not settings.feishu.enabled or (settings.wikibot.sync_interval_minutes == 0 and not settings.wikibot.sync_cron):
+        return None
+    from bot.syncing.scheduler import start_for_serve
+
+    scheduler = start_for_serve(settings, bot, wiki_source(settings))
+    state.sync_status = scheduler.status
+    return scheduler
+
+
+async def _first(*aws: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+
+
+async def _bounded(aw: Awaitable[Any]) -> None:
+    try:
+        await asyncio.wait_for(aw, SHUTDOWN_GRACE_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("shutdown step did not finish within %ss", SHUTDOWN_GRACE_SECONDS)
+    except Exception:
+        log.exception("error during shutdown")
