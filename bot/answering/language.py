@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from bot.answering.texts import Lang
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _WORDISH = re.compile(r"[\w\u3400-\u4dbf\u4e00-\u9fff]", re.UNICODE)
 
 
-def detect_language(text: str) -> Literal["zh", "en"]:
+def detect_language(text: str) -> Lang:
     """Chinese if the text has a fair share of Han characters (technical terms are often Latin)."""
     han = len(_CJK.findall(text))
     latin_words = len(re.findall(r"[A-Za-z]+", text))

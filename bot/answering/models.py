@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.answering.texts import Lang
+
 Mode = Literal["llm", "extractive"]
 
 
@@ -70,7 +72,7 @@ class Reply:
     citations: tuple[Citation, ...] = ()
     others_asked: tuple[OtherAsked, ...] = ()
     notice: str = ""
-    language: Literal["zh", "en"] = "zh"
+    language: Lang = "zh"
     question_id: str = ""  # for feedback
     degraded_reason: str = ""  # why an LLM answer fell back to extractive, if it did
 
@@ -105,7 +107,7 @@ class RefResult:
 
     query: str
     references: tuple[Reference, ...] = field(default_factory=tuple)
-    language: Literal["zh", "en"] = "zh"
+    language: Lang = "zh"
 
 
 @dataclass(frozen=True)

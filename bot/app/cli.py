@@ -139,14 +139,16 @@ def _print_reply(reply: Any, as_json: bool) -> None:
         print(json.dumps(reply.to_json(), ensure_ascii=False, indent=2))
         return
     console.print(Markdown(reply.answer))
-    label = "参考资料" if reply.language == "zh" else "References"
+    from bot.answering.texts import text
+
+    label = text("references", reply.language)
     if reply.references:
         console.print(f"\n[bold]{label}[/bold]")
         for i, r in enumerate(reply.references, 1):
             console.print(f" [{i}] {r.title} — {r.url}")
             console.print("     " + r.excerpt.replace("\n", " ")[:200], style="dim")
     if reply.others_asked:
-        console.print(f"\n[bold]{'其他人在问' if reply.language == 'zh' else 'Others asked'}[/bold]")
+        console.print(f"\n[bold]{text('others_asked', reply.language)}[/bold]")
         for o in reply.others_asked:
             console.print(f" • {o.question} ({o.asked_at:%Y-%m-%d})")
     console.print(f"\n[dim]{reply.notice}[/dim]\n")

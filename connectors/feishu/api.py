@@ -1,8 +1,7 @@
 """The few Feishu Open API calls the bot makes, through lark-oapi, with Feishu's rate-limit manners.
 
 lark-oapi neither retries a rate-limit answer nor refreshes a revoked tenant token:
-this wrapper waits `x-ogw-ratelimit-reset` and retries, and drops a rejected token
-once. Calls run lark-oapi's synchronous methods on a small thread pool of their
+every call follows the Open API policy of `connectors.feishu.openapi`. Calls run lark-oapi's synchronous methods on a small thread pool of their
 own: its async methods fetch tokens with blocking `requests` and build a new
 httpx client (an SSL context, ~30 ms of CPU) on the event loop for every call,
 which under load delays the acknowledgements Feishu expects within 3 s.
@@ -25,29 +24,20 @@ from lark_oapi.api.im.v1 import (
     ReplyMessageRequest,
     ReplyMessageRequestBody,
 )
-from lark_oapi.core.token.manager import TokenManager
+
+from connectors.feishu.openapi import Attempts, FeishuApiError, Policy, forget_tenant_token, read_answer
 
 log = logging.getLogger(__name__)
-RATE_LIMITED = 99991400
-TOKEN_INVALID = (99991663, 99991661)
-
-
-class FeishuApiError(Exception):
-    def __init__(self, what: str, code: int | None, msg: str, status: int | None = None) -> None:
-        super().__init__(f"{what} failed: code={code} status={status} {msg}")
-        self.code = code
-        self.status = status
 
 
 class FeishuApi:
     def __init__(self, app_id: str, app_secret: str, domain: str, *, timeout: float = 15.0,
-                 max_attempts: int = 5, max_wait: float = 30.0,
+                 max_rate_limit_waits: int = 4, max_wait: float = 30.0,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.app_id = app_id
         self.client = (lark.Client.builder().app_id(app_id).app_secret(app_secret).domain(domain.rstrip("/"))
                        .timeout(timeout).log_level(lark.LogLevel.WARNING).build())
-        self.max_attempts = max_attempts
-        self.max_wait = max_wait
+        self.policy = Policy(max_rate_limit_waits=max_rate_limit_waits, max_wait=max_wait)
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feishu-api")
         self.rate_limited = 0  # how many rate-limit answers we waited out (for health/tests)
@@ -70,7 +60,7 @@ class FeishuApi:
         body = json.loads(resp.raw.content or b"{}")
         open_id = str((body.get("bot") or {}).get("open_id") or "")
         if not open_id:
-            raise FeishuApiError("bot info", body.get("code"), "no bot.open_id in the answer")
+            raise FeishuApiError("bot info", -1, "no bot.open_id in the answer")
         return open_id
 
     async def reply_card(self, message_id: str, card: dict[str, Any], *, in_thread: bool, uuid: str) -> str:
@@ -96,45 +86,31 @@ class FeishuApi:
         await self._call("card update", call)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        dropped_token = False
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = Attempts(self.policy)
+        while True:
             try:
                 resp = await call()
+                answer = read_answer(resp)
             except Exception as exc:  # network trouble, or a body that is not JSON
-                if attempt == self.max_attempts:
-                    raise FeishuApiError(what, None, f"{type(exc).__name__}: {exc}") from exc
-                await self._sleep(min(0.5 * 2 ** (attempt - 1), self.max_wait))
+                decision = attempts.after_error(exc)
+                if decision.action == "fail":
+                    raise FeishuApiError(what, -1, decision.reason) from exc
+                await self._sleep(decision.delay)
                 continue
-            status = getattr(resp.raw, "status_code", None)
-            code = resp.code
-            if code == 0 and (status is None or status < 400):
+            if answer.ok:
                 return resp
-            if code == RATE_LIMITED or status == 429:
-                wait = _reset_seconds(resp.raw.headers or {}, self.max_wait)
+            decision = attempts.after_answer(answer)
+            if decision.action == "wait":
                 self.rate_limited += 1
-                log.info("feishu %s rate-limited (code=%s status=%s); waiting %.2fs (attempt %d)",
-                         what, code, status, wait, attempt)
-                if attempt < self.max_attempts:
-                    await self._sleep(wait)
-                    continue
-            elif code in TOKEN_INVALID and not dropped_token:
-                dropped_token = True
-                TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
-                continue
-            elif status is not None and status >= 500 and attempt < self.max_attempts:
-                await self._sleep(min(0.5 * 2 ** (attempt - 1), self.max_wait))
-                continue
-            raise FeishuApiError(what, code, str(resp.msg or ""), status)
-        raise FeishuApiError(what, RATE_LIMITED, "still rate-limited after retries")
-
-
-def _reset_seconds(headers: dict[str, str], cap: float) -> float:
-    lower = {k.lower(): v for k, v in headers.items()}
-    try:
-        wait = float(lower.get("x-ogw-ratelimit-reset", "1"))
-    except ValueError:
-        wait = 1.0
-    return min(max(wait, 0.05), cap)
+                log.info("feishu %s rate-limited (code=%s status=%s); waiting %.2fs (wait %d)",
+                         what, answer.code, answer.status, decision.delay, attempts.waits)
+                await self._sleep(decision.delay)
+            elif decision.action == "new_token":
+                forget_tenant_token(self.app_id)
+            elif decision.action == "retry":
+                await self._sleep(decision.delay)
+            else:
+                raise FeishuApiError(what, answer.code, decision.reason, answer.status)
 
 
 def _dumps(card: dict[str, Any]) -> str:

@@ -12,42 +12,22 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from bot.answering.conversation import Outcome
 from bot.answering.models import Reference, RefResult, Reply
 from bot.answering.texts import Lang, text
 from connectors.feishu.markdown import escape_tags, link_citations, plain_line, safe_markdown, strip_markers
 
 _HEADING = re.compile(r"^\s*#{1,6}\s+", re.MULTILINE)
 MAX_CARD_BYTES = 28_000  # Feishu refuses cards over 30 KB; keep a margin for the request envelope
-_LOCAL: dict[str, dict[str, str]] = {
-    "title": {"zh": "知识库问答", "en": "Wiki answer"},
-    "title_ref": {"zh": "参考资料：{q}", "en": "References: {q}"},
-    "title_help": {"zh": "使用帮助", "en": "Help"},
-    "title_status": {"zh": "知识库状态", "en": "Wiki status"},
-    "helpful": {"zh": "👍 有帮助", "en": "👍 Helpful"},
-    "unhelpful": {"zh": "👎 没帮助", "en": "👎 Not helpful"},
-    "trimmed": {"zh": "（内容过长，已截断，完整内容请查看参考资料）",
-                "en": "(Shortened to fit in a card; see the references for the full text.)"},
-    "unsupported": {"zh": "我目前只能读懂文字消息，请用文字描述你的问题。输入 /help 查看用法。",
-                    "en": "I can only read text messages; please type your question. Send /help for usage."},
-    "thanks": {"zh": "感谢反馈！", "en": "Thanks for the feedback!"},
-    "unknown_question": {"zh": "这条回答已无法记录反馈。", "en": "Feedback can no longer be recorded here."},
-}
-
-
-def local_text(key: str, lang: Lang, **kwargs: object) -> str:
-    template = _LOCAL[key][lang]
-    return template.format(**kwargs) if kwargs else template
-
-
 def searching_card(lang: Lang) -> dict[str, Any]:
-    return _card(local_text("title", lang), "blue", [_md("⏳ " + text("searching", lang))])
+    return _card(text("title", lang), "blue", [_md("⏳ " + text("searching", lang))])
 
 
 def streaming_card(partial: str, lang: Lang) -> dict[str, Any]:
     """The answer so far, while it is being generated (no references or buttons yet)."""
     def build(limit: int) -> dict[str, Any]:
         body = safe_markdown(strip_markers(_cut(partial, limit)) + " ▍")  # the cursor, inside any open fence
-        return _card(local_text("title", lang), "blue", [_md(body), _note(text("searching", lang))])
+        return _card(text("title", lang), "blue", [_md(body), _note(text("searching", lang))])
     return fit(build, [20_000, 8_000, 2_000, 500])
 
 
@@ -62,7 +42,7 @@ def answer_card(reply: Reply) -> dict[str, Any]:
                                                     (3_000, 80, False), (800, 0, False))[level]
         answer = reply.answer
         if len(answer) > answer_limit:
-            answer = _cut(answer, answer_limit) + "\n\n" + local_text("trimmed", lang)
+            answer = _cut(answer, answer_limit) + "\n\n" + text("trimmed", lang)
         elements: list[dict[str, Any]] = [_md(link_citations(safe_markdown(answer), reply.references))]
         if reply.references:
             elements += [_hr(), _md(f"**{text('references', lang)}**")]
@@ -75,7 +55,7 @@ def answer_card(reply: Reply) -> dict[str, Any]:
             elements.append(_note(reply.notice))
         if reply.question_id:
             elements.append(_feedback_buttons(reply.question_id, lang))
-        return _card(local_text("title", lang), template, elements, summary=reply.answer)
+        return _card(text("title", lang), template, elements, summary=reply.answer)
 
     return fit(build, [0, 1, 2, 3])
 
@@ -84,7 +64,7 @@ def ref_card(result: RefResult) -> dict[str, Any]:
     lang = result.language
 
     def build(excerpt_limit: int) -> dict[str, Any]:
-        title = local_text("title_ref", lang, q=_cut(result.query.replace("\n", " "), 40))
+        title = text("ref_title", lang, q=_cut(result.query.replace("\n", " "), 40))
         if not result.references:
             return _card(title, "grey", [_md(plain_line(text("no_refs", lang, q=_cut(result.query, 200))))])
         return _card(title, "blue", [_reference(i, r, excerpt_limit)
@@ -99,8 +79,22 @@ def text_card(title: str, body: str, template: str = "blue") -> dict[str, Any]:
     return fit(lambda limit: _card(title, template, [_md(_cut(lines, limit))]), [20_000, 4_000, 500])
 
 
+def render(outcome: Outcome) -> dict[str, Any]:
+    """The card for whatever the conversation decided to show."""
+    if isinstance(outcome, Reply):
+        return answer_card(outcome)
+    if isinstance(outcome, RefResult):
+        return ref_card(outcome)
+    if outcome.kind == "error":
+        return error_card(outcome.language)
+    return text_card(text(_NOTICE_TITLES[outcome.kind], outcome.language), outcome.body)
+
+
+_NOTICE_TITLES = {"help": "title_help", "status": "title_status", "unsupported": "title"}
+
+
 def error_card(lang: Lang) -> dict[str, Any]:
-    return text_card(local_text("title", lang), text("error", lang), template="red")
+    return text_card(text("title", lang), text("error", lang), template="red")
 
 
 def fit(build: Callable[[Any], dict[str, Any]], levels: list[Any]) -> dict[str, Any]:
@@ -152,8 +146,8 @@ def _feedback_buttons(question_id: str, lang: Lang) -> dict[str, Any]:
                                                           "lang": lang}}],
         }]}
     return {"tag": "column_set", "flex_mode": "none", "horizontal_spacing": "8px",
-            "columns": [button("up", local_text("helpful", lang)),
-                        button("down", local_text("unhelpful", lang))]}
+            "columns": [button("up", text("helpful", lang)),
+                        button("down", text("unhelpful", lang))]}
 
 
 def _md(content: str) -> dict[str, Any]:

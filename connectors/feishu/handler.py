@@ -12,17 +12,14 @@ process dies mid-answer the user asks again, rather than risking two answers.
 from __future__ import annotations
 
 import asyncio
-import time
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from bot.answering.commands import format_status, parse_command
-from bot.answering.wikibot import WikiBot
-from bot.answering.language import detect_language, has_words
-from bot.infra.metrics import EVENTS_DEDUPLICATED, FEEDBACK
-from bot.answering.models import Question
+from bot.answering.conversation import Incoming, respond
 from bot.answering.texts import Lang, text
+from bot.answering.wikibot import WikiBot
+from bot.infra.metrics import EVENTS_DEDUPLICATED, FEEDBACK
 from connectors.feishu import cards
 from connectors.feishu.api import FeishuApi
 from connectors.feishu.events import (
@@ -36,7 +33,7 @@ from connectors.feishu.events import (
     parse_card_action,
     parse_message,
 )
-from connectors.feishu.replier import CardStream
+from connectors.feishu.replier import CardChannel, CardStream
 
 log = logging.getLogger(__name__)
 _ACK = {"msg": "success"}
@@ -106,50 +103,13 @@ class FeishuHandler:
         await self._respond(parsed)
 
     async def _respond(self, msg: MessageIn) -> None:
-        command = parse_command(msg.text)
-        lang = detect_language(command.argument)  # "/help" says nothing about the user's language
-        context = f"event={msg.event_id} message={msg.message_id} chat={msg.chat_id} user={msg.user_id}"
-        stream = CardStream(self.api, msg.message_id, in_thread=msg.is_group,
-                            min_interval=self.stream_interval, context=context)
-        try:
-            if not msg.readable:
-                await stream.finish(cards.text_card(cards.local_text("title", lang),
-                                                    cards.local_text("unsupported", lang)))
-                return
-            if command.kind == "help" or (command.kind == "ref" and not command.argument):
-                await stream.finish(cards.text_card(cards.local_text("title_help", lang), text("help", lang)))
-            elif command.kind == "status":
-                status = await asyncio.to_thread(self.bot.status)
-                await stream.finish(cards.text_card(cards.local_text("title_status", lang),
-                                                    format_status(status, lang)))
-            elif command.kind == "ref":
-                result = await self.bot.ref(command.argument, self.bot.allowed_spaces_for(msg.chat_id))
-                await stream.finish(cards.ref_card(result))
-            else:
-                await self._ask(msg, command.argument, lang, stream)
-        except Exception:
-            log.exception("feishu: answering failed (%s)", context)
-            await stream.finish(cards.error_card(lang))
-
-    async def _ask(self, msg: MessageIn, question_text: str, lang: Lang, stream: CardStream) -> None:
-        question = Question(text=question_text, platform="feishu", user_id=msg.user_id, chat_id=msg.chat_id,
-                            thread_id=msg.thread_root, message_id=msg.message_id,
-                            allowed_spaces=self.bot.allowed_spaces_for(msg.chat_id))
-        # a real question shows progress at once; "only a mention" or only emoji is answered at once
-        if has_words(question_text) and not await stream.open(cards.searching_card(lang)):
-            return
-
-        async def progress(partial: str) -> None:
-            stream.update(cards.streaming_card(partial, lang))
-
-        started = time.perf_counter()
-        reply = await self.bot.answer(question, on_progress=progress)
-        delivered = await stream.finish(cards.answer_card(reply))  # the core counts and times answers
-        log.info("feishu: answered", extra={
-            "event_id": msg.event_id, "message_id": msg.message_id, "chat_id": msg.chat_id,
-            "user_id": msg.user_id, "question_id": reply.question_id, "mode": reply.mode,
-            "covered": reply.covered, "delivered": bool(delivered),
-            "seconds": round(time.perf_counter() - started, 3)})
+        incoming = Incoming(text=msg.text, platform="feishu", user_id=msg.user_id, chat_id=msg.chat_id,
+                            thread_id=msg.thread_root, message_id=msg.message_id, readable=msg.readable,
+                            log_context={"event_id": msg.event_id, "message_id": msg.message_id,
+                                         "chat_id": msg.chat_id, "user_id": msg.user_id})
+        stream = CardStream(self.api, msg.message_id, in_thread=msg.is_group, min_interval=self.stream_interval,
+                            context=f"event={msg.event_id} message={msg.message_id} chat={msg.chat_id}")
+        await respond(self.bot, incoming, CardChannel(stream))
 
     # ----- card buttons -----------------------------------------------------------------------
     async def _card_action(self, envelope: dict[str, Any]) -> dict[str, Any]:
@@ -162,7 +122,7 @@ class FeishuHandler:
         if value not in ("up", "down"):
             return {}
         if not self._claim("card", action.event_id):
-            return _toast("success", cards.local_text("thanks", lang))
+            return _toast("success", text("thanks", lang))
         try:
             known = await asyncio.wait_for(self.bot.record_feedback(qid, action.user_id, value),  # type: ignore[arg-type]
                                            timeout=self.card_timeout)
@@ -172,9 +132,9 @@ class FeishuHandler:
             log.exception("feishu: recording feedback failed (question=%s user=%s)", qid, action.user_id)
             return _toast("error", text("error", lang))
         if not known:
-            return _toast("info", cards.local_text("unknown_question", lang))
+            return _toast("info", text("unknown_question", lang))
         FEEDBACK.labels("feishu", value).inc()
-        return _toast("success", cards.local_text("thanks", lang))
+        return _toast("success", text("thanks", lang))
 
     # ----- helpers ----------------------------------------------------------------------------
     def _claim(self, kind: str, key: str) -> bool:

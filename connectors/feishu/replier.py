@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.answering.conversation import Outcome
 from bot.answering.streaming import CoalescedUpdates
+from bot.answering.texts import Lang
+from connectors.feishu import cards
 from connectors.feishu.api import FeishuApi, FeishuApiError
 
 log = logging.getLogger(__name__)
@@ -69,3 +72,21 @@ class CardStream:
     def _uuid(self) -> str:
         """Feishu drops a second reply with the same uuid (within an hour): a retried reply posts once."""
         return f"wb-{self.source_message_id}"[:50]
+
+
+class CardChannel:
+    """The conversation's reply channel on Feishu: one card, rendered by `cards`, streamed by `CardStream`."""
+
+    thread_id = ""  # Feishu threads a reply under the question's own message
+
+    def __init__(self, stream: CardStream) -> None:
+        self.stream = stream
+
+    async def open(self, language: Lang) -> bool:
+        return await self.stream.open(cards.searching_card(language))
+
+    def partial(self, answer_so_far: str, language: Lang) -> None:
+        self.stream.update(cards.streaming_card(answer_so_far, language))
+
+    async def finish(self, outcome: Outcome) -> bool:
+        return await self.stream.finish(cards.render(outcome))

@@ -33,7 +33,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from connectors.slack.settings import SlackSection
 from bot.answering.language import detect_language
 from bot.infra.metrics import EVENTS_DEDUPLICATED, EVENTS_REJECTED
-from connectors.slack.render import FEEDBACK_ACTIONS, local_text
+from bot.answering.texts import text
+from connectors.slack.render import FEEDBACK_ACTIONS
 from connectors.slack.handler import SlackHandler
 from connectors.slack.inbound import (
     Ignored,
@@ -128,7 +129,7 @@ def _register_commands(app: AsyncApp, settings: SlackSection, handler: SlackHand
     names = {"ask": command_name(settings.ask_command), "ref": command_name(settings.ref_command)}
 
     def usage(words: str) -> str:
-        return local_text("usage", detect_language(words), **names)
+        return text("usage", detect_language(words), **names)
 
     @app.command(names["ask"])
     async def on_ask(ack: Ack, body: dict[str, Any], respond: Any) -> None:

@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answering.commands import format_status, parse_command
-from bot.answering.wikibot import WikiBot
-from bot.answering.language import detect_language, has_words
-from bot.infra.metrics import FEEDBACK
-from bot.answering.models import Question
+from bot.answering import conversation
+from bot.answering.commands import Kind
+from bot.answering.conversation import Incoming
+from bot.answering.language import detect_language
 from bot.answering.texts import Lang, text
-from connectors.slack import render as blocks
-from connectors.slack.render import Message
+from bot.answering.wikibot import WikiBot
+from bot.infra.metrics import FEEDBACK
+from connectors.slack import render
 from connectors.slack.inbound import FeedbackClick, Inbound, SlashCommand
-from connectors.slack.replier import MessageStream
+from connectors.slack.replier import MessageStream, Respond, SlackChannel
 
 log = logging.getLogger(__name__)
-Respond = Callable[..., Awaitable[Any]]  # bolt's `respond` (the response_url)
 SEEN_TTL_SECONDS = 24 * 3600  # Slack retries for minutes; a day is plenty
 
 
@@ -61,90 +59,35 @@ class SlackHandler:
                 return
             await asyncio.wait(set(self._tasks), timeout=left)
 
-    # ----- mentions and DMs -------------------------------------------------------------------
+    # ----- mentions, DMs and slash commands ------------------------------------------------------
     async def respond_to_message(self, msg: Inbound) -> None:
-        command = parse_command(msg.text)
-        lang = detect_language(command.argument)
-        where = f"channel={msg.channel_id} ts={msg.ts} user={msg.user_id}"
+        """A mention or DM: the answer streams into a reply in the message's thread."""
+        incoming = Incoming(text=msg.text, platform="slack", user_id=msg.user_id, chat_id=msg.channel_id,
+                            thread_id=msg.thread_root, message_id=msg.ts,
+                            log_context={"channel_id": msg.channel_id, "message_ts": msg.ts,
+                                         "thread_ts": msg.thread_root, "user_id": msg.user_id})
         stream = MessageStream(self.client, msg.channel_id, msg.thread_root, min_interval=self.stream_interval,
-                               context=where)
-        try:
-            if command.kind == "help" or (command.kind == "ref" and not command.argument):
-                await stream.finish(blocks.text_message(text("help", lang), lang))
-            elif command.kind == "status":
-                status = await asyncio.to_thread(self.bot.status)
-                await stream.finish(blocks.text_message(format_status(status, lang), lang))
-            elif command.kind == "ref":
-                result = await self.bot.ref(command.argument, self.bot.allowed_spaces_for(msg.channel_id))
-                await stream.finish(blocks.ref_messages(result))
-            else:
-                question = Question(text=command.argument, platform="slack", user_id=msg.user_id,
-                                    chat_id=msg.channel_id, thread_id=msg.thread_root, message_id=msg.ts,
-                                    allowed_spaces=self.bot.allowed_spaces_for(msg.channel_id))
-                await self._answer(question, stream, lang)
-        except Exception:
-            log.exception("slack: answering failed (%s)", where)
-            await stream.finish(blocks.text_message(text("error", lang), lang))
+                               context=f"channel={msg.channel_id} ts={msg.ts} user={msg.user_id}")
+        await conversation.respond(self.bot, incoming, SlackChannel(stream))
 
-    async def _answer(self, question: Question, stream: MessageStream, lang: Lang, header: str = "") -> None:
-        """Placeholder at once (for a real question), the answer streamed into it, the final reply."""
-        if not stream.ts and has_words(question.text) and not await stream.open(blocks.placeholder(lang, header)):
-            return
-        if stream.ts and stream.thread_ts is None:  # an /ask answer: its own message is the thread root
-            question = _with_thread(question, stream.ts)
-
-        async def progress(partial: str) -> None:
-            stream.update(lambda: blocks.streaming(partial, lang, header))
-
-        started = time.perf_counter()
-        reply = await self.bot.answer(question, on_progress=progress)
-        delivered = await stream.finish(blocks.answer_messages(reply, header))
-        log.info("slack: answered", extra={
-            "channel_id": question.chat_id, "message_ts": question.message_id, "thread_ts": question.thread_id,
-            "user_id": question.user_id, "question_id": reply.question_id, "mode": reply.mode,
-            "covered": reply.covered, "delivered": delivered, "seconds": round(time.perf_counter() - started, 3)})
-
-    # ----- slash commands ---------------------------------------------------------------------
     async def ask_in_channel(self, cmd: SlashCommand, respond: Respond) -> None:
-        """`/ask question`: the answer is posted in the channel, under who asked what."""
-        lang = detect_language(cmd.text)
-        header = blocks.asked_header(cmd.user_id, cmd.text, lang)
-        where = f"channel={cmd.channel_id} user={cmd.user_id} command={cmd.command}"
-        question = Question(text=cmd.text, platform="slack", user_id=cmd.user_id, chat_id=cmd.channel_id,
-                            allowed_spaces=self.bot.allowed_spaces_for(cmd.channel_id))
-        stream = MessageStream(self.client, cmd.channel_id, None, min_interval=self.stream_interval, context=where)
-        try:
-            if await stream.open(blocks.placeholder(lang, header)):
-                await self._answer(question, stream, lang, header)
-                return
-            # not in the channel (or a DM between people): answer through the command's response_url
-            reply = await self.bot.answer(question)
-            await self._respond_all(respond, blocks.answer_messages(reply, header), "in_channel")
-        except Exception:
-            log.exception("slack: /ask failed (%s)", where)
-            if stream.ts:  # do not leave the placeholder searching forever
-                await stream.finish(blocks.text_message(text("error", lang), lang))
-            else:
-                await self._respond_all(respond, blocks.text_message(text("error", lang), lang), "ephemeral")
+        """`/ask question`: the answer is posted in the channel, under who asked what (or through the
+        command's response_url where the bot cannot post: not in the channel, a DM between people)."""
+        header = render.asked_header(cmd.user_id, cmd.text, detect_language(cmd.text))
+        stream = MessageStream(self.client, cmd.channel_id, None, min_interval=self.stream_interval,
+                               context=f"channel={cmd.channel_id} user={cmd.user_id} command={cmd.command}")
+        await conversation.respond(self.bot, self._incoming(cmd, "ask"),
+                                   SlackChannel(stream, header=header, respond=respond))
 
     async def ref_for_user(self, cmd: SlashCommand, respond: Respond) -> None:
         """`/ref words`: matching pages, shown only to the person who asked."""
-        lang = detect_language(cmd.text)
-        try:
-            result = await self.bot.ref(cmd.text, self.bot.allowed_spaces_for(cmd.channel_id))
-            messages = blocks.ref_messages(result)
-        except Exception:
-            log.exception("slack: /ref failed (channel=%s user=%s)", cmd.channel_id, cmd.user_id)
-            messages = blocks.text_message(text("error", lang), lang)
-        await self._respond_all(respond, messages, "ephemeral")
+        await conversation.respond(self.bot, self._incoming(cmd, "ref"),
+                                   SlackChannel(None, respond=respond, response_type="ephemeral"))
 
-    async def _respond_all(self, respond: Respond, messages: list[Message], response_type: str) -> None:
-        for m in messages[:5]:  # a response_url takes at most 5 messages
-            try:
-                await respond(response_type=response_type, replace_original=False, **m.kwargs())
-            except Exception as exc:  # noqa: BLE001 - the URL expired or was used 5 times
-                log.warning("slack: response_url post failed: %s", exc)
-                return
+    @staticmethod
+    def _incoming(cmd: SlashCommand, kind: Kind) -> Incoming:
+        return Incoming(text=cmd.text, platform="slack", user_id=cmd.user_id, chat_id=cmd.channel_id, command=kind,
+                        log_context={"channel_id": cmd.channel_id, "command": cmd.command, "user_id": cmd.user_id})
 
     # ----- feedback buttons -------------------------------------------------------------------
     async def record_feedback(self, click: FeedbackClick, respond: Respond | None) -> None:
@@ -157,7 +100,7 @@ class SlackHandler:
             return
         if known:
             FEEDBACK.labels("slack", click.value).inc()
-        note = blocks.local_text("thanks" if known else "unknown_question", lang)
+        note = text("thanks" if known else "unknown_question", lang)
         try:
             if respond is not None:
                 await respond(text=note, response_type="ephemeral", replace_original=False)
@@ -165,9 +108,3 @@ class SlackHandler:
                 await self.client.chat_postEphemeral(channel=click.channel_id, user=click.user_id, text=note)
         except Exception as exc:  # noqa: BLE001 - the thanks is a courtesy; the vote is stored
             log.info("slack: could not thank %s for feedback: %s", click.user_id, exc)
-
-
-def _with_thread(question: Question, thread_ts: str) -> Question:
-    from dataclasses import replace
-
-    return replace(question, thread_id=thread_ts, message_id=question.message_id or thread_ts)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.answering.conversation import Outcome
 from bot.answering.models import OtherAsked, Reference, RefResult, Reply
 from bot.answering.texts import Lang, text
 from connectors.slack.mrkdwn import escape, link, to_mrkdwn, to_plain
@@ -25,25 +26,6 @@ MESSAGE_CHARS = 11_000  # below the ~13k total at which Slack has answered msg_b
 NOTIFICATION_CHARS = 300  # `text=`: what notifications and screen readers show
 FEEDBACK_BLOCK_ID = "wikibot_feedback"
 FEEDBACK_ACTIONS = {"wikibot_feedback_up": "up", "wikibot_feedback_down": "down"}
-
-_LOCAL: dict[str, dict[str, str]] = {
-    "helpful": {"zh": "👍 有帮助", "en": "👍 Helpful"},
-    "unhelpful": {"zh": "👎 没帮助", "en": "👎 Not helpful"},
-    "thanks": {"zh": "感谢反馈！", "en": "Thanks for the feedback!"},
-    "unknown_question": {"zh": "这条回答已无法记录反馈。", "en": "Feedback can no longer be recorded here."},
-    "ref_title": {"zh": "参考资料：{q}", "en": "References: {q}"},
-    "asked": {"zh": "{user} 提问：{q}", "en": "{user} asked: {q}"},
-    "usage": {"zh": "用法：`{ask} 问题`：在频道中回答；`{ref} 关键词`：列出匹配的知识库页面（仅你可见）。"
-                    "也可以在频道中 @我 提问，或直接私信我。",
-              "en": "Usage: `{ask} question` answers in the channel; `{ref} words` lists matching wiki pages "
-                    "(only you see them). You can also mention me in a channel, or send me a direct message."},
-}
-
-
-def local_text(key: str, lang: Lang, **kwargs: object) -> str:
-    template = _LOCAL[key][lang]
-    return template.format(**kwargs) if kwargs else template
-
 
 @dataclass
 class Message:
@@ -73,7 +55,7 @@ def feedback_actions(question_id: str, lang: Lang) -> Block:
 
     up, down = FEEDBACK_ACTIONS
     return {"type": "actions", "block_id": f"{FEEDBACK_BLOCK_ID}:{lang}",  # the language of the thanks
-            "elements": [button(up, local_text("helpful", lang)), button(down, local_text("unhelpful", lang))]}
+            "elements": [button(up, text("helpful", lang)), button(down, text("unhelpful", lang))]}
 
 
 def _block_chars(block: Block) -> int:
@@ -107,6 +89,15 @@ def pack(blocks: list[Block], notification: str) -> list[Message]:
 
 
 # ----- messages --------------------------------------------------------------------------------
+def outcome(result: Outcome, header: str = "") -> list[Message]:
+    """The messages for whatever the conversation decided to show."""
+    if isinstance(result, Reply):
+        return answer_messages(result, header)
+    if isinstance(result, RefResult):
+        return ref_messages(result)
+    return text_message(result.body, result.language)
+
+
 def text_message(body: str, lang: Lang = "en") -> list[Message]:
     """Plain bot text (help, status, errors) as mrkdwn sections."""
     return pack(sections(to_mrkdwn(body)) or sections(" "), body)
@@ -170,12 +161,12 @@ def ref_messages(result: RefResult) -> list[Message]:
     lang = result.language
     if not result.references:
         return text_message(text("no_refs", lang, q=result.query), lang)
-    blocks = sections("*" + escape(local_text("ref_title", lang, q=result.query[:200])) + "*")
+    blocks = sections("*" + escape(text("ref_title", lang, q=result.query[:200])) + "*")
     for n, ref in enumerate(result.references, 1):
         blocks += sections(reference_mrkdwn(n, ref))
-    return pack(blocks, local_text("ref_title", lang, q=result.query[:200]))
+    return pack(blocks, text("ref_title", lang, q=result.query[:200]))
 
 
 def asked_header(user_id: str, question: str, lang: Lang) -> str:
     """Above an `/ask` answer in the channel: the slash command itself is visible to no one else."""
-    return local_text("asked", lang, user=f"<@{user_id}>", q=escape(" ".join(question.split())[:500]))
+    return text("asked", lang, user=f"<@{user_id}>", q=escape(" ".join(question.split())[:500]))

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.answering.conversation import Notice, Outcome
 from bot.answering.streaming import CoalescedUpdates, Pending
+from bot.answering.texts import Lang
+from connectors.slack import render
 from connectors.slack.render import Message
 
 log = logging.getLogger(__name__)
 FINAL_ATTEMPTS = 3
 MAX_RETRY_AFTER = 60.0
+Respond = Callable[..., Awaitable[Any]]  # bolt's `respond` (the command's response_url)
+RESPONSE_URL_MESSAGES = 5  # a response_url takes at most 5 messages
 
 
 def retry_after(exc: SlackApiError) -> float | None:
@@ -125,3 +131,52 @@ class MessageStream:
                         self.context, error, details or "")
         else:
             log.debug("slack: intermediate update failed: %s", error)
+
+
+class SlackChannel:
+    """The conversation's reply channel on Slack: a message streamed by `MessageStream` and rendered by
+    `render`; or, for a slash command, the command's response_url (where the bot cannot post itself)."""
+
+    def __init__(self, stream: MessageStream | None, *, header: str = "", respond: Respond | None = None,
+                 response_type: str = "in_channel") -> None:
+        self.stream = stream
+        self.header = header  # an /ask answer shows who asked what
+        self.respond = respond
+        self.response_type = response_type
+        self._via_url = stream is None
+
+    @property
+    def thread_id(self) -> str:
+        """An answer posted at the top level (an /ask) is the root of its own thread."""
+        if self.stream is not None and self.stream.ts and self.stream.thread_ts is None:
+            return self.stream.ts
+        return ""
+
+    async def open(self, language: Lang) -> bool:
+        if self.stream is not None and await self.stream.open(render.placeholder(language, self.header)):
+            return True
+        self._via_url = self.respond is not None
+        return self._via_url
+
+    def partial(self, answer_so_far: str, language: Lang) -> None:
+        if self.stream is not None and not self._via_url:
+            self.stream.update(lambda: render.streaming(answer_so_far, language, self.header))
+
+    async def finish(self, outcome: Outcome) -> bool:
+        messages = render.outcome(outcome, self.header)
+        if not self._via_url and self.stream is not None:
+            return await self.stream.finish(messages)
+        error = isinstance(outcome, Notice) and outcome.kind == "error"
+        return await post_via_response_url(self.respond, messages, "ephemeral" if error else self.response_type)
+
+
+async def post_via_response_url(respond: Respond | None, messages: list[Message], response_type: str) -> bool:
+    if respond is None:
+        return False
+    for m in messages[:RESPONSE_URL_MESSAGES]:
+        try:
+            await respond(response_type=response_type, replace_original=False, **m.kwargs())
+        except Exception as exc:  # noqa: BLE001 - the URL expired or was used 5 times
+            log.warning("slack: response_url post failed: %s", exc)
+            return False
+    return True

@@ -1,12 +1,9 @@
 """Reading a Feishu wiki through lark-oapi, within Feishu's rate limits.
 
-Every call goes through `WikiClient._call`, which
-- spaces requests out (docx APIs: `docs_rps`, 5/s documented; node listing: 100/min documented),
-- waits out a rate-limit answer (HTTP 429, or code 99991400 on any status) for as long as the
-  `x-ogw-ratelimit-reset` header says, then retries,
-- drops a tenant token the server no longer accepts (99991663) and retries once with a fresh one,
-- retries a dropped connection or a 5xx twice,
-and turns anything else into a `FeishuApiError`, which the caller pins on one page or one listing.
+Every call goes through `WikiClient._call`, which spaces requests out (docx APIs: `docs_rps`, 5/s
+documented; node listing: 100/min documented) and follows the Open API policy of
+`connectors.feishu.openapi` (rate-limit waits shared by every thread through the limiter, one token
+drop, network retries); anything else is a `FeishuApiError`, pinned on one page or one listing.
 
 Bodies are read as plain JSON (`response.raw.content`) rather than the SDK's typed models, so string
 ids and new block types pass through untouched.
@@ -14,7 +11,6 @@ ids and new block types pass through untouched.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,29 +23,20 @@ import requests
 from lark_oapi.api.docx.v1 import ListDocumentBlockRequest
 from lark_oapi.api.wiki.v2 import ListSpaceNodeRequest, ListSpaceRequest
 from lark_oapi.core.exception import NoAuthorizationException, ObtainAccessTokenException
-from lark_oapi.core.token.manager import TokenManager
+
+from connectors.feishu.openapi import (
+    Attempts,
+    FeishuApiError,
+    FeishuAuthError,
+    Policy,
+    forget_tenant_token,
+    read_answer,
+)
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED = 99991400
-TOKEN_REJECTED = frozenset({99991661, 99991663})
 NODES_PAGE_SIZE = 50  # the API's maximum
 BLOCKS_PAGE_SIZE = 500  # the API's maximum
-MAX_RESET_WAIT = 120.0
-
-
-class FeishuApiError(RuntimeError):
-    """An Open API call failed for good; `code` is Feishu's error code (-1: no usable answer)."""
-
-    def __init__(self, what: str, code: int, msg: str, status: int | None = None) -> None:
-        super().__init__(f"{what}: Feishu error {code} ({msg})" + (f", HTTP {status}" if status else ""))
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
-class FeishuAuthError(FeishuApiError):
-    """The app id / secret were refused: nothing can be read, so the whole sync stops."""
 
 
 class RateLimiter:
@@ -125,7 +112,7 @@ class WikiClient:
                       .domain(domain.rstrip("/")).timeout(timeout).log_level(lark.LogLevel.WARNING).build())
         self._docs_limiter = RateLimiter(docs_requests_per_second, sleep=sleep)
         self._list_limiter = RateLimiter(list_requests_per_minute / 60.0, burst=10, sleep=sleep)
-        self._max_waits = max_rate_limit_waits
+        self._policy = Policy(max_rate_limit_waits=max_rate_limit_waits)
         self._sleep = sleep
 
     # ----- the API ---------------------------------------------------------------------------
@@ -181,75 +168,31 @@ class WikiClient:
 
     # ----- one call, with waiting and retrying ------------------------------------------------
     def _call(self, what: str, send: Callable[[Any], Any], request: Any, limiter: RateLimiter) -> dict[str, Any]:
-        waits = token_retries = net_retries = 0
+        attempts = Attempts(self._policy)
         while True:
             limiter.acquire()
             try:
-                response = send(request)
+                answer = read_answer(send(request))
             except (ObtainAccessTokenException, NoAuthorizationException) as exc:
                 raise FeishuAuthError(what, int(getattr(exc, "code", -1) or -1),
                                       f"cannot get a tenant access token: {getattr(exc, 'msg', exc)}; "
                                       "check FEISHU_APP_ID and FEISHU_APP_SECRET") from None
             except (requests.RequestException, ValueError) as exc:  # no answer, or not JSON
-                if net_retries < 2:
-                    net_retries += 1
-                    self._sleep(0.5 * net_retries)
-                    continue
-                raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
-            status, headers, body = _unpack(response)
-            code = _int(body.get("code"))
-            if status == 429 or code == RATE_LIMITED:
-                if waits >= self._max_waits:
-                    raise FeishuApiError(what, code, f"still rate limited after {waits} waits", status)
-                waits += 1
-                delay = _reset_seconds(headers, waits)
-                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, delay)
-                limiter.pause(delay)
-                self._sleep(delay)
+                decision = attempts.after_error(exc)
+                if decision.action == "fail":
+                    raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
+                self._sleep(decision.delay)
                 continue
-            if code in TOKEN_REJECTED and token_retries == 0:
-                token_retries += 1
-                self._forget_token()
-                continue
-            if status >= 500 and net_retries < 2:
-                net_retries += 1
-                self._sleep(0.5 * net_retries)
-                continue
-            if code != 0:
-                raise FeishuApiError(what, code, str(body.get("msg", "")), status)
-            return dict(body.get("data") or {})
-
-    def _forget_token(self) -> None:
-        """Make lark-oapi fetch a new tenant token on the next call (its cache is process-wide)."""
-        TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
-
-
-def _unpack(response: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
-    raw = getattr(response, "raw", None)
-    status = int(getattr(raw, "status_code", 0) or 0)
-    headers = {str(k).lower(): str(v) for k, v in (getattr(raw, "headers", None) or {}).items()}
-    try:
-        body = json.loads(raw.content) if raw is not None and raw.content else {}
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    if "code" not in body:
-        body = {"code": -1, "msg": f"unexpected answer (HTTP {status})"}
-    return status, headers, body
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
-
-
-def _reset_seconds(headers: dict[str, str], attempt: int) -> float:
-    """Seconds to wait: the header's value, else a growing guess."""
-    try:
-        value = float(headers["x-ogw-ratelimit-reset"])
-    except (KeyError, ValueError):
-        value = float(min(2 ** (attempt - 1), 30))
-    return min(max(value, 0.0), MAX_RESET_WAIT)
+            if answer.ok:
+                return answer.data
+            decision = attempts.after_answer(answer)
+            if decision.action == "wait":
+                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, decision.delay)
+                limiter.pause(decision.delay)
+                self._sleep(decision.delay)
+            elif decision.action == "new_token":
+                forget_tenant_token(self.app_id)
+            elif decision.action == "retry":
+                self._sleep(decision.delay)
+            else:
+                raise FeishuApiError(what, answer.code, decision.reason, answer.status)

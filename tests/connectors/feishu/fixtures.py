@@ -18,7 +18,8 @@ from starlette.applications import Starlette
 
 from bot.app.settings import Settings, load_settings
 from bot.answering.wikibot import WikiBot
-from bot.app.factories import open_bot, open_index
+from bot.app import factories
+from bot.app.factories import open_index
 from connectors.feishu import FeishuAdapter
 from retrieval.embedders import Embedder, make_embedder
 from retrieval.pages import Page
@@ -150,7 +151,7 @@ async def open_harness(tmp_path: Path, fake: FakeFeishu, embedder: Embedder, *, 
                        open_bot: bool = False, **settings_kw: Any) -> FeishuHarness:
     settings = make_settings(tmp_path / "data", fake, mode=mode, **settings_kw)
     if open_bot:  # the production construction (open_bot: index, state, and the LLM when configured)
-        bot = open_bot(settings, embedder=embedder)
+        bot = factories.open_bot(settings, embedder=embedder)
         for page in PAGES if index_pages else ():
             bot.index.upsert_page(page)
     else:
