@@ -119,7 +119,7 @@ def test_an_event_id_is_claimed_once_across_a_restart(tmp_path, e5_embedder):
     assert bot.claim("feishu:event:ev1") is True
     assert bot.claim("feishu:event:ev1") is False
     bot.coordinator.close()
-    bot.infra.state.close()
+    bot.state.close()
     bot.index.close()
     again = make_bot(tmp_path, e5_embedder, pages=[])
     assert again.claim("feishu:event:ev1") is False

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVAL_DEV = ROOT.parent / "shared" / "eval-dev"
 WIKIBOT = [sys.executable, "-m", "bot.app.cli"]
 
