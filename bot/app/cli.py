@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterator, Optional
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 
 from bot.app.settings import ConfigError, Settings, load_settings
 
@@ -61,7 +62,7 @@ def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int],
     if not enabled or not err.is_terminal:  # no bar in pipes and CI logs
         yield lambda i, n: None
         return
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with ProgressBar(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task(label, total=None)
 
