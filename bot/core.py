@@ -27,7 +27,8 @@ from bot.safety import strip_foreign_links
 from bot.state import StateDB
 from bot.texts import text
 from retrieval.embedders import Embedder, make_embedder
-from retrieval.index import Hit, WikiIndex, open_client
+from retrieval.index import Hit, WikiIndex
+from retrieval.index import open_index as open_retrieval_index
 from retrieval.relevance import Thresholds, is_covered, thresholds_for
 
 if TYPE_CHECKING:
@@ -60,17 +61,10 @@ def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bo
     `check=False` skips creating/checking the collections, for a caller that rebuilds them itself.
     """
     embedder = embedder or build_embedder(settings)
-    client = open_client(settings.data_dir, settings.qdrant.url, settings.qdrant.api_key.get_secret_value())
-    index = WikiIndex(client, embedder, prefix=settings.qdrant.collection_prefix,
-                      chunk_size=settings.retrieval.chunk_size, chunk_overlap=settings.retrieval.chunk_overlap,
-                      server_mode=bool(settings.qdrant.url), fusion=settings.retrieval.fusion)
-    try:
-        if check or rebuild:
-            index.ensure_collections(rebuild=rebuild)
-    except Exception:
-        index.close()
-        raise
-    return index
+    q, r = settings.qdrant, settings.retrieval
+    return open_retrieval_index(settings.data_dir, embedder, url=q.url, api_key=q.api_key.get_secret_value(),
+                                prefix=q.collection_prefix, chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap,
+                                fusion=r.fusion, rebuild=rebuild, check=check)
 
 
 def build_generator(settings: Settings) -> "ClaudeGenerator | None":
@@ -92,7 +86,7 @@ class WikiBot:
         self.index = index
         self.embedder = index.embedder
         self.state = state or StateDB(Path(settings.data_dir) / "state.sqlite")
-        self.questions = QuestionLog(index.client, index.embedder, settings.qdrant.collection_prefix,
+        self.questions = QuestionLog(index.engine, index.embedder, settings.qdrant.collection_prefix,
                                      lock=index.lock)
         self.generator = generator
         self.thresholds = thresholds or thresholds_for(index.embedder.name)
