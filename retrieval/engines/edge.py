@@ -172,7 +172,7 @@ class EdgeEngine:
                  with_vectors: bool = False) -> list[Record]:
         if not ids:
             return []
-        recs = self._shard(name).retrieve(list(ids), with_payload, ["dense", "sparse"] if with_vectors else False)
+        recs = self._shard(name).retrieve(list(ids), with_payload, bool(with_vectors))
         return [_record(r) for r in recs]
 
     def set_payload(self, name: str, ids: Sequence[PointId], payload: dict[str, Any]) -> None:
@@ -186,7 +186,7 @@ class EdgeEngine:
     def scroll(self, name: str, *, limit: int = 1000, offset: PointId | None = None,
                with_vectors: bool = False) -> tuple[list[Record], PointId | None]:
         recs, nxt = self._shard(name).scroll(self.qe.ScrollRequest(
-            offset=offset, limit=limit, with_payload=True, with_vector=["dense", "sparse"] if with_vectors else False))
+            offset=offset, limit=limit, with_payload=True, with_vector=bool(with_vectors)))
         return [_record(r) for r in recs], (None if nxt is None else norm_id(nxt))
 
     def count(self, name: str) -> int:
