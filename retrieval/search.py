@@ -16,7 +16,7 @@ import numpy as np
 from retrieval.embedders import Embedder
 from retrieval.engines import Engine, Scored, Sparse
 from retrieval.ids import page_point_id
-from retrieval.sparse import query_vector, tokenize
+from retrieval.sparse import SparseVector, query_vector, tokenize
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 
@@ -50,8 +50,12 @@ class Searchable(Protocol):
 
 
 def search(index: Searchable, query: str, k: int = 6, spaces: Sequence[str] | None = None,
-           mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
-    """The k best passages for a query, only from current page versions and allowed spaces."""
+           mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None,
+           sparse_vector: SparseVector | None = None) -> list[Hit]:
+    """The k best passages for a query, only from current page versions and allowed spaces.
+
+    `dense_vector` / `sparse_vector`: the query's vectors when the caller has them already.
+    """
     query = query.strip()
     if not query:
         return []
@@ -60,7 +64,9 @@ def search(index: Searchable, query: str, k: int = 6, spaces: Sequence[str] | No
     qdense = None
     if mode != "sparse":
         qdense = dense_vector if dense_vector is not None else index.embedder.embed_query(query)
-    qsparse = query_vector(query) if mode != "dense" else None
+    qsparse = None
+    if mode != "dense":
+        qsparse = sparse_vector if sparse_vector is not None else query_vector(query)
     if mode == "sparse" and not qsparse.indices:  # type: ignore[union-attr]
         return []
     where = {"space": sorted(set(spaces))} if spaces is not None else None
