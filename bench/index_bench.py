@@ -88,6 +88,16 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def rss_parts() -> dict[str, int]:
+    """Resident memory now, in MiB: anonymous (the heap) and file-backed (mmapped index files, evictable)."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, val = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = int(val.split()[0]) // 1024
+    return out
+
+
 def pct(xs: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(xs) * 1000, q)), 2)
 
@@ -196,10 +206,13 @@ def child_serve(data: Path, root: Path, n_queries: int) -> dict:
 
     Q = np.load(data / "Q.npy")
     qj = json.loads((data / "q.json").read_text())
+    import retrieval.search  # noqa: F401  (imports counted before the index opens)
+    rss0 = rss_parts()
     t = time.perf_counter()
     ix = _index(root)
     ix.ensure_collections()
-    out: dict = {"reopen_s": round(time.perf_counter() - t, 3)}
+    out: dict = {"reopen_s": round(time.perf_counter() - t, 3), "rss_mb_before_reopen": rss0,
+                 "rss_mb_after_reopen": rss_parts()}
     t = time.perf_counter()
     search(ix, "首次", k=6, dense_vector=Q[0], sparse_vector=SparseVector(qj["qind"][0], [1.0] * len(qj["qind"][0])))
     out["first_search_after_reopen_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -259,6 +272,7 @@ def child_serve(data: Path, root: Path, n_queries: int) -> dict:
         stop.set()
         th.join()
     out.update({f"search_{k}": v for k, v in tick.report().items()})
+    out["serve_rss_mb_at_end"] = rss_parts()
     ix.close()
     out["serve_peak_rss_mb"] = round(peak_mb())
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from retrieval.embedders import Embedder
 from retrieval.engines import Engine, Scored, Sparse
 from retrieval.ids import page_point_id
-from retrieval.sparse import SparseVector, query_vector, tokenize
+from retrieval.sparse import SparseVector, query_vector, term_id, tokenize
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 
@@ -102,22 +102,28 @@ def _visible(index: Searchable, points: list[Scored]) -> list[Hit]:
 
 
 def _annotate(index: Searchable, hits: list[Hit], qdense: np.ndarray | None, query: str) -> list[Hit]:
-    """Add the raw signals that tell a relevant passage from a merely nearest one."""
+    """Add the raw signals that tell a relevant passage from a merely nearest one.
+
+    Lexical coverage is read off each hit's stored sparse vector (the terms of its title, headings
+    and text) rather than by segmenting the hits again: jieba on six passages cost more than the
+    engine's whole query.
+    """
     if not hits:
         return hits
-    dense_scores = [0.0] * len(hits)
-    if qdense is not None:
-        with index.lock:
-            recs = index.engine.retrieve(index.chunks_collection, [h.chunk_id for h in hits], with_payload=False,
-                                         with_vectors=True)
-        vecs = {str(r.id): np.asarray(r.dense, dtype=np.float32) for r in recs if r.dense is not None}
-        dense_scores = [float(vecs[h.chunk_id] @ qdense) if h.chunk_id in vecs else 0.0 for h in hits]
-    qterms = {t for t in tokenize(query) if not t.startswith("~")}
+    with index.lock:
+        recs = index.engine.retrieve(index.chunks_collection, [h.chunk_id for h in hits], with_payload=False,
+                                     with_vectors=True)
+    by_id = {str(r.id): r for r in recs}
+    qterms = {term_id(t) for t in tokenize(query) if not t.startswith("~")}
     out = []
-    for h, ds in zip(hits, dense_scores):
+    for h in hits:
+        r = by_id.get(h.chunk_id)
+        ds = float(np.asarray(r.dense, dtype=np.float32) @ qdense) if qdense is not None and r is not None \
+            and r.dense is not None else 0.0
         cov = 0.0
         if qterms:
-            hterms = set(tokenize(h.title + "\n" + h.text))
+            hterms = set(r.sparse.indices) if r is not None and r.sparse is not None else \
+                {term_id(t) for t in tokenize(h.title + "\n" + h.text)}
             cov = len(qterms & hterms) / len(qterms)
         out.append(replace(h, dense_score=ds, lexical_coverage=cov))
     return out
