@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from retrieval.embedders import make_embedder  # noqa: E402
-from retrieval.index import WikiIndex, open_client  # noqa: E402
+from retrieval.engines import PointData, Sparse, open_engine  # noqa: E402
+from retrieval.ids import page_point_id  # noqa: E402
+from retrieval.index import WikiIndex  # noqa: E402
 from retrieval.pages import read_markdown_folder  # noqa: E402
 from retrieval.chunker import chunk_page  # noqa: E402
 from retrieval.sparse import document_vector  # noqa: E402
@@ -46,7 +48,7 @@ def embedding_and_indexing(kind: str, docs: Path, limit_pages: int) -> dict[str,
     emb.embed_passages(chunks)
     raw = len(chunks) / (time.perf_counter() - t)
     with tempfile.TemporaryDirectory() as tmp:
-        ix = WikiIndex(open_client(Path(tmp)), emb)
+        ix = WikiIndex(open_engine(Path(tmp)), emb)
         ix.ensure_collections()
         t = time.perf_counter()
         for p in pages:
@@ -64,16 +66,14 @@ def embedding_and_indexing(kind: str, docs: Path, limit_pages: int) -> dict[str,
 
 
 def search_at_scale(n_points: int, dim: int = 384, spaces: int = 50) -> dict[str, float]:
-    """Synthetic points with real-shaped payloads and sparse vectors: the cost of Qdrant's local mode."""
-    from qdrant_client import models
-
+    """Synthetic points with real-shaped payloads and sparse vectors, through WikiIndex.search (embedded)."""
     from retrieval.sparse import query_vector
 
     rng = np.random.default_rng(0)
     words = [line.strip() for line in (EVAL_DOCS.glob("zh-*.md")) for line in [line.read_text()[:2000]]]
     corpus = "".join(words)
     with tempfile.TemporaryDirectory() as tmp:
-        client = open_client(Path(tmp))
+        engine = open_engine(Path(tmp))
 
         class _Fixed:
             name, dim = "bench", 384
@@ -85,7 +85,7 @@ def search_at_scale(n_points: int, dim: int = 384, spaces: int = 50) -> dict[str
             def embed_passages(self, texts):  # pragma: no cover - not used
                 raise NotImplementedError
 
-        ix = WikiIndex(client, _Fixed())  # type: ignore[arg-type]
+        ix = WikiIndex(engine, _Fixed())  # type: ignore[arg-type]
         ix.ensure_collections()
         t = time.perf_counter()
         batch = []
@@ -96,23 +96,20 @@ def search_at_scale(n_points: int, dim: int = 384, spaces: int = 50) -> dict[str
             v = rng.standard_normal(dim).astype(np.float32)
             sv = document_vector(text)
             page_id = f"p{i // 5}"
-            batch.append(models.PointStruct(
-                id=i, vector={"dense": (v / np.linalg.norm(v)).tolist(),
-                              "sparse": models.SparseVector(indices=sv.indices, values=sv.values)},
+            batch.append(PointData(
+                id=i, dense=(v / np.linalg.norm(v)).tolist(), sparse=Sparse(sv.indices, sv.values),
                 payload={"page_id": page_id, "space": f"s{(i // 5) % spaces}", "title": page_id, "url": "",
                          "path": [], "heading_path": [], "text": text, "start": 0, "end": 300, "revs": ["r"]}))
             if i % 5 == 0:
-                from retrieval.index import _page_point_id
-
-                page_points.append(models.PointStruct(id=_page_point_id(page_id), vector={}, payload={
+                page_points.append(PointData(id=page_point_id(page_id), payload={
                     "page_id": page_id, "rev": "r", "chunk_ids": [], "pending_ids": []}))
             if len(batch) == 1000:
-                client.upsert(ix.chunks_collection, points=batch)
-                client.upsert(ix.pages_collection, points=page_points)
+                engine.upsert(ix.chunks_collection, batch)
+                engine.upsert(ix.pages_collection, page_points)
                 batch, page_points = [], []
         if batch:
-            client.upsert(ix.chunks_collection, points=batch)
-            client.upsert(ix.pages_collection, points=page_points)
+            engine.upsert(ix.chunks_collection, batch)
+            engine.upsert(ix.pages_collection, page_points)
         load = time.perf_counter() - t
         queries = ["挪威海螯虾分布", "长谷川町子的代表作", "车站位于哪条干线", "美术馆什么时候开馆",
                    "世界大战期间发生了什么", "公司总部在哪里"]

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from retrieval.sync import sync_wiki
 from connectors.feishu.wiki import FeishuWikiSource, WikiClient
 from retrieval.embedders import make_embedder
-from retrieval.index import WikiIndex, open_client
+from retrieval.engines import open_engine
+from retrieval.index import WikiIndex
 from tests.connectors.feishu.wiki.fixtures import CountingEmbedder, WikiFolder
 from tests.fakes.feishu import FakeFeishu
 
@@ -63,7 +64,7 @@ def run(pages: int, kind: str, docs_rps: float, chunk_size: int, overlap: int) -
             client = WikiClient(fake.app_id, fake.app_secret, fake.url, docs_requests_per_second=docs_rps,
                                 list_requests_per_minute=6000)
             source = FeishuWikiSource(client, [SPACE], "https://example.feishu.cn/wiki/")
-            index = WikiIndex(open_client(Path(tmp) / "ix", ""), embedder, chunk_size=chunk_size,
+            index = WikiIndex(open_engine(Path(tmp) / "ix"), embedder, chunk_size=chunk_size,
                               chunk_overlap=overlap)
             try:
                 for label in ("full", "nochange", "edit"):

@@ -1,6 +1,7 @@
-"""The wiki index in Qdrant: chunks with dense and sparse vectors, plus page records.
+"""The wiki index: chunks with dense and sparse vectors, plus page records, on an `Engine`.
 
-Embedded on disk by default, a Qdrant server by URL; same code path.
+The embedded Qdrant engine by default, a Qdrant server by URL (`retrieval.engines`); this module
+does not know which one runs.
 
 Replacing a page is safe to interrupt and never shows a mix of versions:
 every chunk lists the page revisions (`revs`) it belongs to and search keeps a
@@ -14,34 +15,23 @@ point can be finished or cleaned up by the next one.
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 
 from retrieval.chunker import Chunk, chunk_page
 from retrieval.embedders import Embedder
+from retrieval.engines import CollectionSpec, Engine, PointData, Sparse, open_engine
+from retrieval.errors import IndexError_, IndexLockedError, IndexMismatchError, LegacyIndexError
+from retrieval.ids import META_POINT_ID, chunk_point_id, page_point_id
 from retrieval.pages import Page
+from retrieval.search import Hit, SearchMode, search
 from retrieval.sparse import document_vector
 
 SCHEMA_VERSION = 1
-_NS = uuid.UUID("6f1c2b1e-5d0c-4f5e-9a53-7f2d4e0b9c11")
-SearchMode = Literal["hybrid", "dense", "sparse"]
-
-
-class IndexError_(RuntimeError):
-    """Base for index problems a user can act on."""
-
-
-class IndexLockedError(IndexError_):
-    pass
-
-
-class IndexMismatchError(IndexError_):
-    pass
+KEYWORD_INDEXES = ("page_id", "space")  # filters run in the engine, on payload indexes
 
 
 @dataclass(frozen=True)
@@ -54,23 +44,6 @@ class PageState:
     chunk_ids: tuple[str, ...]
     pending_ids: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Hit:
-    chunk_id: str
-    page_id: str
-    title: str
-    url: str
-    space: str
-    path: tuple[str, ...]
-    heading_path: tuple[str, ...]
-    text: str
-    start: int
-    end: int
-    score: float  # fused rank score (or the single retriever's score)
-    dense_score: float = 0.0  # cosine similarity of query and passage
-    lexical_coverage: float = 0.0  # share of the query's terms found in the passage
 
 
 @dataclass(frozen=True)
@@ -87,89 +60,54 @@ def embed_text(page: Page, chunk: Chunk) -> str:
     return " > ".join([page.title, *heads]) + "\n" + chunk.text
 
 
-def _point_id(page_id: str, text: str, occurrence: int) -> str:
-    return str(uuid.uuid5(_NS, f"{page_id}\x00{text}\x00{occurrence}"))
-
-
-def _page_point_id(page_id: str) -> str:
-    return str(uuid.uuid5(_NS, f"page\x00{page_id}"))
-
-
-def open_client(data_dir: Path, url: str = "", api_key: str = "") -> Any:
-    """A QdrantClient: the server at `url`, else the embedded index under `data_dir/qdrant`."""
-    from qdrant_client import QdrantClient
-
-    if url:
-        return QdrantClient(url=url, api_key=api_key or None, timeout=30)
-    path = Path(data_dir) / "qdrant"
-    path.mkdir(parents=True, exist_ok=True)
-    try:
-        return QdrantClient(path=str(path))
-    except RuntimeError as exc:
-        if "already accessed" in str(exc):
-            raise IndexLockedError(
-                f"The embedded index at {path} is in use by another wikibot process (is `wikibot serve` "
-                "running?). Let the running server do the sync (it syncs on its schedule), stop it first, "
-                "or set QDRANT_URL to a Qdrant server so that several processes can share one index."
-            ) from None
-        raise
-
-
 class WikiIndex:
     def __init__(
         self,
-        client: Any,
+        engine: Engine,
         embedder: Embedder,
         *,
         prefix: str = "wikibot",
         chunk_size: int = 480,
         chunk_overlap: int = 80,
-        server_mode: bool = False,
         fusion: Literal["rrf", "dbsf"] = "rrf",
     ) -> None:
-        self.client = client
+        self.engine = engine
         self.embedder = embedder
+        self.prefix = prefix
         self.chunks_collection = f"{prefix}_chunks"
         self.pages_collection = f"{prefix}_pages"
         self.meta_collection = f"{prefix}_meta"
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
-        self.server_mode = server_mode
         self.fusion = fusion
         self._lock = threading.RLock()
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections this index owns (the question log adds `{prefix}_questions`)."""
+        return (self.chunks_collection, self.pages_collection, self.meta_collection)
 
     # ----- lifecycle -------------------------------------------------------------------------
     def ensure_collections(self, rebuild: bool = False) -> None:
         """Create the collections, or check that the existing ones match the embedder."""
-        from qdrant_client import models
-
         with self._lock:
-            exists = self.client.collection_exists(self.chunks_collection)
+            exists = self.engine.collection_exists(self.chunks_collection)
             if exists and not rebuild:
                 self._check_meta()
                 return
-            for name in (self.chunks_collection, self.pages_collection, self.meta_collection):
-                if self.client.collection_exists(name):
-                    self.client.delete_collection(name)
-            self.client.create_collection(
-                self.chunks_collection,
-                vectors_config={"dense": models.VectorParams(size=self.embedder.dim,
-                                                             distance=models.Distance.COSINE)},
-                sparse_vectors_config={"sparse": models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            )
-            self.client.create_collection(self.pages_collection, vectors_config={})
-            self.client.create_collection(self.meta_collection, vectors_config={})
-            if self.server_mode:
-                for key in ("page_id", "space"):
-                    self.client.create_payload_index(self.chunks_collection, key,
-                                                     models.PayloadSchemaType.KEYWORD)
-            self.client.upsert(self.meta_collection, points=[models.PointStruct(
-                id=0, vector={}, payload={"embedder": self.embedder.name, "dim": self.embedder.dim,
-                                          "schema": SCHEMA_VERSION})])
+            for name in self.collections:
+                self.engine.delete_collection(name)
+            # meta last: a build killed half-way has no meta and is rebuilt rather than trusted
+            self.engine.create_collection(self.chunks_collection, CollectionSpec(
+                dense_dim=self.embedder.dim, sparse=True, keyword_indexes=KEYWORD_INDEXES))
+            self.engine.create_collection(self.pages_collection, CollectionSpec(keyword_indexes=KEYWORD_INDEXES))
+            self.engine.create_collection(self.meta_collection, CollectionSpec())
+            self.engine.upsert(self.meta_collection, [PointData(META_POINT_ID, {
+                "embedder": self.embedder.name, "dim": self.embedder.dim, "schema": SCHEMA_VERSION})])
 
     def _check_meta(self) -> None:
-        recs = self.client.retrieve(self.meta_collection, [0]) if self.client.collection_exists(
-            self.meta_collection) else []
+        recs = self.engine.retrieve(self.meta_collection, [META_POINT_ID]) \
+            if self.engine.collection_exists(self.meta_collection) else []
         meta = recs[0].payload if recs else {}
         if meta.get("embedder") != self.embedder.name or meta.get("dim") != self.embedder.dim \
                 or meta.get("schema") != SCHEMA_VERSION:
@@ -183,10 +121,7 @@ class WikiIndex:
 
     def close(self) -> None:
         with self._lock:
-            try:
-                self.client.close()
-            except Exception:  # pragma: no cover - closing twice
-                pass
+            self.engine.close()
 
     # ----- reading state ---------------------------------------------------------------------
     def page_states(self) -> dict[str, PageState]:
@@ -194,8 +129,7 @@ class WikiIndex:
         with self._lock:
             offset = None
             while True:
-                recs, offset = self.client.scroll(self.pages_collection, limit=1000, offset=offset,
-                                                  with_payload=True, with_vectors=False)
+                recs, offset = self.engine.scroll(self.pages_collection, limit=1000, offset=offset)
                 for r in recs:
                     st = _state(r.payload)
                     out[st.page_id] = st
@@ -205,20 +139,27 @@ class WikiIndex:
 
     def count_chunks(self) -> int:
         with self._lock:
-            return int(self.client.count(self.chunks_collection, exact=True).count)
+            return self.engine.count(self.chunks_collection)
 
     def count_pages(self) -> int:
         with self._lock:
-            return int(self.client.count(self.pages_collection, exact=True).count)
+            return self.engine.count(self.pages_collection)
+
+    def current_revisions(self, page_ids: Iterable[str]) -> dict[str, str]:
+        """page id -> its visible revision, for the pages that have a record."""
+        ids = sorted(set(page_ids))
+        if not ids:
+            return {}
+        with self._lock:
+            recs = self.engine.retrieve(self.pages_collection, [page_point_id(p) for p in ids])
+        return {r.payload["page_id"]: r.payload.get("rev", "") for r in recs}
 
     # ----- writing -----------------------------------------------------------------------------
     def upsert_page(self, page: Page, force: bool = False) -> UpsertResult:
         """Make the index hold exactly this version of the page; embed only chunks whose text is new."""
-        from qdrant_client import models
-
         rev = page.content_hash
         with self._lock:
-            recs = self.client.retrieve(self.pages_collection, [_page_point_id(page.id)])
+            recs = self.engine.retrieve(self.pages_collection, [page_point_id(page.id)])
         old = _state(recs[0].payload) if recs else None
         if old is not None and old.rev == rev and not old.pending_ids and not force:
             edited = page.edited_at.isoformat() if page.edited_at else ""
@@ -232,7 +173,7 @@ class WikiIndex:
         new_ids: list[str] = []
         for t in texts:
             seen[t] = seen.get(t, 0) + 1
-            new_ids.append(_point_id(page.id, t, seen[t]))
+            new_ids.append(chunk_point_id(page.id, t, seen[t]))
         old_ids = set(old.chunk_ids) if old else set()
         leftover = (set(old.pending_ids) if old else set()) - old_ids
         old_rev = old.rev if old else ""
@@ -243,8 +184,7 @@ class WikiIndex:
 
         # 2. write the new chunks; reuse vectors of chunks that already exist
         with self._lock:
-            existing = {str(r.id) for r in self.client.retrieve(self.chunks_collection, new_ids,
-                                                                 with_payload=False, with_vectors=False)}
+            existing = {str(r.id) for r in self.engine.retrieve(self.chunks_collection, new_ids, with_payload=False)}
         to_embed = [i for i, pid in enumerate(new_ids) if pid not in existing or force]
         dense = self.embedder.embed_passages([texts[i] for i in to_embed]) if to_embed else None
         revs = [r for r in (old_rev, rev) if r]
@@ -252,20 +192,13 @@ class WikiIndex:
         for j, i in enumerate(to_embed):
             assert dense is not None
             sv = document_vector(texts[i])
-            points.append(models.PointStruct(
-                id=new_ids[i],
-                vector={"dense": dense[j].tolist(),
-                        "sparse": models.SparseVector(indices=sv.indices, values=sv.values)},
-                payload=self._chunk_payload(page, chunks[i], [rev]),
-            ))
+            points.append(PointData(new_ids[i], self._chunk_payload(page, chunks[i], [rev]),
+                                    dense=dense[j].tolist(), sparse=Sparse(sv.indices, sv.values)))
         with self._lock:
-            if points:
-                self.client.upsert(self.chunks_collection, points=points, wait=True)
+            self.engine.upsert(self.chunks_collection, points)
             for i, pid in enumerate(new_ids):
                 if pid in existing and not force:
-                    self.client.set_payload(self.chunks_collection,
-                                            payload=self._chunk_payload(page, chunks[i], revs),
-                                            points=[pid], wait=True)
+                    self.engine.set_payload(self.chunks_collection, [pid], self._chunk_payload(page, chunks[i], revs))
 
         # 3. flip: one write makes the new version the visible one
         self._write_page_record(page, rev, new_ids, sorted(leftover | (old_ids - set(new_ids))), old)
@@ -273,40 +206,29 @@ class WikiIndex:
         # 4. clean up what only the old version (or an interrupted run) used
         stale = sorted((old_ids | leftover) - set(new_ids))
         with self._lock:
-            if stale:
-                self.client.delete(self.chunks_collection,
-                                   points_selector=models.PointIdsList(points=stale), wait=True)
+            self.engine.delete(self.chunks_collection, stale)
             reused = [pid for pid in new_ids if pid in existing]
             if reused and old_rev:
-                self.client.set_payload(self.chunks_collection, payload={"revs": [rev]}, points=reused,
-                                        wait=True)
+                self.engine.set_payload(self.chunks_collection, reused, {"revs": [rev]})
         self._write_page_record(page, rev, new_ids, [], old)
         return UpsertResult(page.id, True, len(new_ids), len(to_embed))
 
     def remove_pages(self, page_ids: Iterable[str]) -> int:
-        from qdrant_client import models
-
         removed = 0
         with self._lock:
             for page_id in page_ids:
-                pid = _page_point_id(page_id)
-                recs = self.client.retrieve(self.pages_collection, [pid])
+                pid = page_point_id(page_id)
+                recs = self.engine.retrieve(self.pages_collection, [pid])
                 if not recs:
                     continue
                 st = _state(recs[0].payload)
-                ids = sorted(set(st.chunk_ids) | set(st.pending_ids))
-                if ids:
-                    self.client.delete(self.chunks_collection,
-                                       points_selector=models.PointIdsList(points=ids), wait=True)
-                self.client.delete(self.pages_collection, points_selector=models.PointIdsList(points=[pid]),
-                                   wait=True)
+                self.engine.delete(self.chunks_collection, sorted(set(st.chunk_ids) | set(st.pending_ids)))
+                self.engine.delete(self.pages_collection, [pid])
                 removed += 1
         return removed
 
     def _write_page_record(self, page: Page, rev: str, chunk_ids: Sequence[str], pending: Sequence[str],
                            old: PageState | None) -> None:
-        from qdrant_client import models
-
         payload = {
             "page_id": page.id, "rev": rev, "space": page.space, "title": page.title,
             "url": page.url, "path": list(page.path),
@@ -317,8 +239,7 @@ class WikiIndex:
         if rev != page.content_hash and old is not None:  # before the flip, keep describing the old version
             payload.update(space=old.space, title=old.title, edited_at=old.edited_at, meta=old.meta)
         with self._lock:
-            self.client.upsert(self.pages_collection, points=[
-                models.PointStruct(id=_page_point_id(page.id), vector={}, payload=payload)], wait=True)
+            self.engine.upsert(self.pages_collection, [PointData(page_point_id(page.id), payload)])
 
     @staticmethod
     def _chunk_payload(page: Page, chunk: Chunk, revs: list[str]) -> dict[str, Any]:
@@ -333,14 +254,30 @@ class WikiIndex:
     def search(self, query: str, k: int = 6, spaces: Sequence[str] | None = None,
                mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for a query, only from current page versions and allowed spaces."""
-        from retrieval.search import search
-
         return search(self, query, k, spaces, mode, dense_vector)
 
     @property
     def lock(self) -> threading.RLock:
-        """Held around every call on the shared client (the embedded client is not thread-safe)."""
+        """Held around each multi-step use of the engine, so a reader never sees half a step."""
         return self._lock
+
+
+def open_index(data_dir: Any, embedder: Embedder, *, url: str = "", api_key: str = "", prefix: str = "wikibot",
+               chunk_size: int = 480, chunk_overlap: int = 80, fusion: Literal["rrf", "dbsf"] = "rrf",
+               rebuild: bool = False, check: bool = True) -> WikiIndex:
+    """The index on the configured engine (embedded under `data_dir`, or the server at `url`), checked.
+
+    `check=False` skips creating/checking the collections, for a caller that rebuilds them itself.
+    """
+    index = WikiIndex(open_engine(data_dir, url, api_key), embedder, prefix=prefix, chunk_size=chunk_size,
+                      chunk_overlap=chunk_overlap, fusion=fusion)
+    try:
+        if check or rebuild:
+            index.ensure_collections(rebuild=rebuild)
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 def _state(payload: dict[str, Any]) -> PageState:
@@ -354,3 +291,7 @@ def _state(payload: dict[str, Any]) -> PageState:
 
 def parse_time(value: str) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+__all__ = ["WikiIndex", "Hit", "PageState", "UpsertResult", "SearchMode", "open_index", "embed_text",
+           "IndexError_", "IndexLockedError", "IndexMismatchError", "LegacyIndexError"]

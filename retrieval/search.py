@@ -1,121 +1,129 @@
-"""Hybrid search over the index: dense and lexical prefetch fused by Qdrant, current versions only.
+"""Hybrid search over the index: dense and lexical prefetch fused by the engine, current versions only.
 
-Filters are ~10x dearer in embedded mode, so there the search over-fetches without
-one and filters in Python, falling back to a filtered query only when the allowed
-spaces are too rare among the candidates; with a server the filter goes into the
-prefetch.
+The space filter goes into the engine (a payload index on `space`), on both engines. Search needs
+only the few index attributes in `Searchable`, so this module does not import the index (the
+index imports it).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import threading
+from dataclasses import dataclass, replace
+from typing import Literal, Protocol, Sequence
 
 import numpy as np
 
-from retrieval.index import Hit, SearchMode, WikiIndex, _page_point_id
-from retrieval.sparse import SparseVector, query_vector, tokenize
+from retrieval.embedders import Embedder
+from retrieval.engines import Engine, Scored, Sparse
+from retrieval.ids import page_point_id
+from retrieval.sparse import SparseVector, query_vector, term_id, tokenize
+
+SearchMode = Literal["hybrid", "dense", "sparse"]
 
 
-def search(index: WikiIndex, query: str, k: int = 6, spaces: Sequence[str] | None = None,
-           mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
-    """The k best passages for a query, only from current page versions and allowed spaces."""
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    page_id: str
+    title: str
+    url: str
+    space: str
+    path: tuple[str, ...]
+    heading_path: tuple[str, ...]
+    text: str
+    start: int
+    end: int
+    score: float  # fused rank score (or the single retriever's score)
+    dense_score: float = 0.0  # cosine similarity of query and passage
+    lexical_coverage: float = 0.0  # share of the query's terms found in the passage
+
+
+class Searchable(Protocol):
+    engine: Engine
+    embedder: Embedder
+    chunks_collection: str
+    pages_collection: str
+    fusion: Literal["rrf", "dbsf"]
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+
+def search(index: Searchable, query: str, k: int = 6, spaces: Sequence[str] | None = None,
+           mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None,
+           sparse_vector: SparseVector | None = None) -> list[Hit]:
+    """The k best passages for a query, only from current page versions and allowed spaces.
+
+    `dense_vector` / `sparse_vector`: the query's vectors when the caller has them already.
+    """
     query = query.strip()
     if not query:
+        return []
+    if spaces is not None and not spaces:
         return []
     qdense = None
     if mode != "sparse":
         qdense = dense_vector if dense_vector is not None else index.embedder.embed_query(query)
-    qsparse = query_vector(query) if mode != "dense" else None
+    qsparse = None
+    if mode != "dense":
+        qsparse = sparse_vector if sparse_vector is not None else query_vector(query)
     if mode == "sparse" and not qsparse.indices:  # type: ignore[union-attr]
         return []
-    allowed = set(spaces) if spaces is not None else None
-    if allowed is not None and not allowed:
-        return []
-    # Filters are ~10x dearer in embedded mode: over-fetch without one, and only fall back
-    # to a filtered query when the allowed spaces are too rare among the candidates.
-    use_filter = allowed is not None and index.server_mode
+    where = {"space": sorted(set(spaces))} if spaces is not None else None
+    # a few more than k: chunks of a page version that is not (or no longer) current are dropped below
     n = max(k * 4, 24)
-    hits = _query(index, qdense, qsparse, n, allowed if use_filter else None)
-    hits = _visible(index, hits)
-    if allowed is not None and not use_filter:
-        kept = [h for h in hits if h.space in allowed]
-        if len(kept) < k:
-            kept = _visible(index, _query(index, qdense, qsparse, n, allowed))
-        hits = kept
-    hits = hits[:k]
+    with index.lock:
+        points = index.engine.query(
+            index.chunks_collection, dense=qdense.tolist() if qdense is not None else None,
+            sparse=Sparse(qsparse.indices, qsparse.values) if qsparse is not None else None,
+            limit=n, where=where, fusion=index.fusion)
+    hits = _visible(index, points)[:k]
     return _annotate(index, hits, qdense, query)
 
-def _query(index: WikiIndex, qdense: np.ndarray | None, qsparse: SparseVector | None, n: int,
-           allowed: set[str] | None) -> list[tuple[Any, float]]:
-    from qdrant_client import models
 
-    flt = None
-    if allowed is not None:
-        flt = models.Filter(must=[models.FieldCondition(key="space",
-                                                        match=models.MatchAny(any=sorted(allowed)))])
-    sparse_q = None
-    if qsparse is not None and qsparse.indices:
-        sparse_q = models.SparseVector(indices=qsparse.indices, values=qsparse.values)
-    with index.lock:
-        if qdense is not None and sparse_q is not None:
-            res = index.client.query_points(
-                index.chunks_collection,
-                prefetch=[
-                    models.Prefetch(query=qdense.tolist(), using="dense", limit=n, filter=flt),
-                    models.Prefetch(query=sparse_q, using="sparse", limit=n, filter=flt),
-                ],
-                query=models.FusionQuery(fusion=models.Fusion.RRF if index.fusion == "rrf"
-                                         else models.Fusion.DBSF),
-                limit=n, with_payload=True,
-            )
-        elif qdense is not None:
-            res = index.client.query_points(index.chunks_collection, query=qdense.tolist(), using="dense",
-                                           query_filter=flt, limit=n, with_payload=True)
-        elif sparse_q is not None:
-            res = index.client.query_points(index.chunks_collection, query=sparse_q, using="sparse",
-                                           query_filter=flt, limit=n, with_payload=True)
-        else:
-            return []
-    return [(p, float(p.score)) for p in res.points]
-
-def _visible(index: WikiIndex, points: list[tuple[Any, float]]) -> list[Hit]:
-    page_ids = sorted({p.payload["page_id"] for p, _ in points})
+def _visible(index: Searchable, points: list[Scored]) -> list[Hit]:
+    page_ids = sorted({p.payload["page_id"] for p in points})
     if not page_ids:
         return []
     with index.lock:
-        recs = index.client.retrieve(index.pages_collection, [_page_point_id(p) for p in page_ids])
+        recs = index.engine.retrieve(index.pages_collection, [page_point_id(p) for p in page_ids])
     current = {r.payload["page_id"]: r.payload["rev"] for r in recs}
     hits = []
-    for p, score in points:
+    for p in points:
         pl = p.payload
         if current.get(pl["page_id"]) not in pl.get("revs", ()):
             continue
         hits.append(Hit(
             chunk_id=str(p.id), page_id=pl["page_id"], title=pl["title"], url=pl["url"],
             space=pl["space"], path=tuple(pl.get("path", ())), heading_path=tuple(pl["heading_path"]),
-            text=pl["text"], start=pl["start"], end=pl["end"], score=score,
+            text=pl["text"], start=pl["start"], end=pl["end"], score=p.score,
         ))
     return hits
 
-def _annotate(index: WikiIndex, hits: list[Hit], qdense: np.ndarray | None, query: str) -> list[Hit]:
-    """Add the raw signals that tell a relevant passage from a merely nearest one."""
+
+def _annotate(index: Searchable, hits: list[Hit], qdense: np.ndarray | None, query: str) -> list[Hit]:
+    """Add the raw signals that tell a relevant passage from a merely nearest one.
+
+    Lexical coverage is read off each hit's stored sparse vector (the terms of its title, headings
+    and text) rather than by segmenting the hits again: jieba on six passages cost more than the
+    engine's whole query.
+    """
     if not hits:
         return hits
-    dense_scores = [0.0] * len(hits)
-    if qdense is not None:
-        with index.lock:
-            recs = index.client.retrieve(index.chunks_collection, [h.chunk_id for h in hits],
-                                        with_payload=False, with_vectors=["dense"])
-        vecs = {str(r.id): np.asarray(r.vector["dense"], dtype=np.float32) for r in recs}
-        dense_scores = [float(vecs[h.chunk_id] @ qdense) if h.chunk_id in vecs else 0.0 for h in hits]
-    qterms = {t for t in tokenize(query) if not t.startswith("~")}
+    with index.lock:
+        recs = index.engine.retrieve(index.chunks_collection, [h.chunk_id for h in hits], with_payload=False,
+                                     with_vectors=True)
+    by_id = {str(r.id): r for r in recs}
+    qterms = {term_id(t) for t in tokenize(query) if not t.startswith("~")}
     out = []
-    for h, ds in zip(hits, dense_scores):
+    for h in hits:
+        r = by_id.get(h.chunk_id)
+        ds = float(np.asarray(r.dense, dtype=np.float32) @ qdense) if qdense is not None and r is not None \
+            and r.dense is not None else 0.0
         cov = 0.0
         if qterms:
-            hterms = set(tokenize(h.title + "\n" + h.text))
+            hterms = set(r.sparse.indices) if r is not None and r.sparse is not None else \
+                {term_id(t) for t in tokenize(h.title + "\n" + h.text)}
             cov = len(qterms & hterms) / len(qterms)
-        out.append(Hit(**{**h.__dict__, "dense_score": ds, "lexical_coverage": cov}))
+        out.append(replace(h, dense_score=ds, lexical_coverage=cov))
     return out
-
-

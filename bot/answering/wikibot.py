@@ -44,7 +44,7 @@ class WikiBot:
         self.index = index
         self.embedder = index.embedder
         self.state = state or StateDB(Path(settings.data_dir) / "state.sqlite")
-        self.questions = QuestionLog(index.client, index.embedder, settings.qdrant.collection_prefix,
+        self.questions = QuestionLog(index.engine, index.embedder, settings.qdrant.collection_prefix,
                                      lock=index.lock)
         self.generator = generator
         self.thresholds = thresholds or thresholds_for(index.embedder.name)

@@ -252,6 +252,23 @@ def eval_(docs: Path = typer.Option(..., exists=True, file_okay=False),
                                                for k, v in m.items()))
 
 
+@app.command("copy-index")
+def copy_index(to: str = typer.Option(..., "--to", help="URL of the Qdrant server, e.g. http://qdrant:6333"),
+               replace: bool = typer.Option(False, "--replace", help="Overwrite collections the server already has."),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """Copy the embedded index (and question log) into a Qdrant server, vectors included, nothing re-embedded."""
+    from retrieval.engines.copy import copy_embedded_index_to
+
+    settings = _settings()
+    report = copy_embedded_index_to(settings.data_dir, to, settings.qdrant.api_key.get_secret_value(),
+                                    settings.qdrant.collection_prefix, replace=replace)
+    if as_json:
+        print(json.dumps(report.counts))
+    else:
+        console.print("Copied " + ", ".join(f"{k}: {v} points" for k, v in report.counts.items())
+                      + f" to {to}. Set QDRANT_URL={to} to use it.")
+
+
 @app.command()
 def sync(full: bool = typer.Option(False, "--full", help="Re-embed everything (rebuild the index)."),
          as_json: bool = typer.Option(False, "--json")) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from retrieval.embedders import Embedder
-from retrieval.index import Hit, SearchMode, WikiIndex, open_client
+from retrieval.engines import open_engine
+from retrieval.index import Hit, SearchMode, WikiIndex
 from retrieval.pages import read_markdown_folder
 from retrieval.relevance import Thresholds, is_covered, thresholds_for
 
@@ -31,8 +32,7 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def build_eval_index(docs: Path, embedder: Embedder, data_dir: Path, chunk_size: int, overlap: int,
                      progress: Callable[[int, int], None] | None = None) -> tuple[WikiIndex, float]:
-    client = open_client(data_dir)
-    index = WikiIndex(client, embedder, prefix="eval", chunk_size=chunk_size, chunk_overlap=overlap)
+    index = WikiIndex(open_engine(data_dir), embedder, prefix="eval", chunk_size=chunk_size, chunk_overlap=overlap)
     index.ensure_collections(rebuild=True)
     pages = list(read_markdown_folder(docs))
     start = time.perf_counter()

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from bot.answering.wikibot import WikiBot
 from bot.app.settings import Settings
 from retrieval.embedders import Embedder, make_embedder
-from retrieval.index import WikiIndex, open_client
+from retrieval.index import WikiIndex
+from retrieval.index import open_index as open_retrieval_index
 from retrieval.sources import WikiSource
 
 if TYPE_CHECKING:
@@ -31,17 +32,10 @@ def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bo
     `check=False` skips creating/checking the collections, for a caller that rebuilds them itself.
     """
     embedder = embedder or build_embedder(settings)
-    client = open_client(settings.data_dir, settings.qdrant.url, settings.qdrant.api_key.get_secret_value())
-    index = WikiIndex(client, embedder, prefix=settings.qdrant.collection_prefix,
-                      chunk_size=settings.retrieval.chunk_size, chunk_overlap=settings.retrieval.chunk_overlap,
-                      server_mode=bool(settings.qdrant.url), fusion=settings.retrieval.fusion)
-    try:
-        if check or rebuild:
-            index.ensure_collections(rebuild=rebuild)
-    except Exception:
-        index.close()
-        raise
-    return index
+    q, r = settings.qdrant, settings.retrieval
+    return open_retrieval_index(settings.data_dir, embedder, url=q.url, api_key=q.api_key.get_secret_value(),
+                                prefix=q.collection_prefix, chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap,
+                                fusion=r.fusion, rebuild=rebuild, check=check)
 
 
 def build_generator(settings: Settings) -> "ClaudeGenerator | None":

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from retrieval.embedders import EmbedderError, FastEmbedEmbedder, make_embedder
-from retrieval.index import WikiIndex, open_client
+from retrieval.engines import open_engine
+from retrieval.index import WikiIndex
 from retrieval.pages import Page
 
 
@@ -34,7 +35,7 @@ def test_fastembed_model_loads_from_a_local_folder_offline(local_minilm):
 
 def test_fastembed_model_indexes_and_searches(tmp_path, local_minilm):
     emb = FastEmbedEmbedder("", str(local_minilm))
-    ix = WikiIndex(open_client(tmp_path), emb)
+    ix = WikiIndex(open_engine(tmp_path), emb)
     ix.ensure_collections()
     ix.upsert_page(Page(id="cats", title="Cats", body="# Cats\n\nCats sleep most of the day.\n"))
     ix.upsert_page(Page(id="tax", title="Taxes", body="# Taxes\n\nFile your taxes before April.\n"))

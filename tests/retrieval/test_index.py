@@ -5,7 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from retrieval.index import IndexLockedError, IndexMismatchError, WikiIndex, open_client
+from retrieval.index import IndexLockedError, IndexMismatchError, WikiIndex
+from retrieval.engines.edge import EdgeEngine
 from retrieval.pages import Page
 
 
@@ -40,9 +41,9 @@ RAG = "# RAG\n\n检索增强生成先从知识库检索相关段落，再让模�
 
 
 @pytest.fixture
-def index(tmp_path, usem3_embedder):
+def index(tmp_path, usem3_embedder, make_engine):
     emb = CountingEmbedder(usem3_embedder)
-    ix = WikiIndex(open_client(tmp_path), emb, chunk_size=60, chunk_overlap=0)
+    ix = WikiIndex(make_engine(tmp_path), emb, chunk_size=60, chunk_overlap=0)
     ix.ensure_collections()
     yield ix
     ix.close()
@@ -70,9 +71,10 @@ def test_an_edit_re_embeds_only_the_changed_chunks(index):
     assert index.count_chunks() == result.chunks_total
 
 
-def test_a_page_update_interrupted_half_way_shows_the_old_version_then_completes(tmp_path, usem3_embedder):
+def test_a_page_update_interrupted_half_way_shows_the_old_version_then_completes(tmp_path, usem3_embedder,
+                                                                                   make_engine):
     emb = CountingEmbedder(usem3_embedder)
-    ix = WikiIndex(open_client(tmp_path), emb, chunk_size=60, chunk_overlap=0)
+    ix = WikiIndex(make_engine(tmp_path), emb, chunk_size=60, chunk_overlap=0)
     ix.ensure_collections()
     ix.upsert_page(_page("lora", LORA))
     emb.fail_on_call = emb.calls + 1
@@ -87,7 +89,7 @@ def test_a_page_update_interrupted_half_way_shows_the_old_version_then_completes
     state = ix.page_states()["lora"]
     assert not state.pending_ids
     assert ix.count_chunks() == len(state.chunk_ids)
-    fresh = WikiIndex(open_client(tmp_path / "clean"), emb, chunk_size=60, chunk_overlap=0)
+    fresh = WikiIndex(make_engine(tmp_path / "clean"), emb, chunk_size=60, chunk_overlap=0)
     fresh.ensure_collections()
     fresh.upsert_page(_page("lora", edited))
     assert set(fresh.page_states()["lora"].chunk_ids) == set(state.chunk_ids)
@@ -129,11 +131,11 @@ def test_a_rare_space_is_still_found_through_the_filtered_query(index):
     assert hits and {h.page_id for h in hits} == {"lora"}
 
 
-def test_a_different_embedding_model_asks_for_a_rebuild(tmp_path, usem3_embedder, e5_embedder):
-    ix = WikiIndex(open_client(tmp_path), usem3_embedder)
+def test_a_different_embedding_model_asks_for_a_rebuild(tmp_path, usem3_embedder, e5_embedder, make_engine):
+    ix = WikiIndex(make_engine(tmp_path), usem3_embedder)
     ix.ensure_collections()
     ix.close()
-    ix2 = WikiIndex(open_client(tmp_path), e5_embedder)
+    ix2 = WikiIndex(make_engine(tmp_path), e5_embedder)
     with pytest.raises(IndexMismatchError, match="rebuild"):
         ix2.ensure_collections()
     ix2.ensure_collections(rebuild=True)
@@ -141,13 +143,14 @@ def test_a_different_embedding_model_asks_for_a_rebuild(tmp_path, usem3_embedder
     ix2.close()
 
 
-def test_a_second_client_on_an_embedded_index_in_use_gets_a_clear_message(tmp_path):
-    first = open_client(tmp_path)
+def test_a_second_opener_of_an_embedded_index_in_use_gets_a_clear_message(tmp_path):
+    first = EdgeEngine.open(tmp_path)
     try:
         with pytest.raises(IndexLockedError, match="QDRANT_URL"):
-            open_client(tmp_path)
+            EdgeEngine.open(tmp_path)
     finally:
         first.close()
+    EdgeEngine.open(tmp_path).close()  # released on close
 
 
 def test_renaming_a_page_updates_titles_without_mixing(index):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qdrant_client import QdrantClient
-
 from retrieval.index import WikiIndex
 from retrieval.sources import MarkdownFolderSource
 from retrieval.sync import sync_wiki
@@ -15,13 +13,13 @@ def _write(folder: Path, name: str, body: str) -> None:
     (folder / f"{name}.md").write_text(body, encoding="utf-8")
 
 
-def test_a_folder_is_synced_incrementally_and_vanished_pages_are_removed(tmp_path: Path, usem3_embedder) -> None:
+def test_a_folder_is_synced_incrementally_and_vanished_pages_are_removed(tmp_path: Path, usem3_embedder,
+                                                                        make_engine) -> None:
     folder = tmp_path / "wiki"
     folder.mkdir()
     _write(folder, "vpn", "# VPN\n\n连接失败时先检查证书是否过期，再重启客户端。\n")
     _write(folder, "oncall", "# On-call\n\nThe on-call hand-over is every Monday at 10:00.\n")
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    index = WikiIndex(client, usem3_embedder)
+    index = WikiIndex(make_engine(tmp_path / "index"), usem3_embedder)
     try:
         source = MarkdownFolderSource(folder)
         first = sync_wiki(index, source)

@@ -9,7 +9,9 @@ import pytest
 from bot.app.settings import load_settings
 from bot.answering.wikibot import WikiBot
 from bot.app.factories import build_generator, open_index
+from retrieval.index import WikiIndex
 from retrieval.pages import Page
+from tests.engines import open_test_engine
 
 PAGES = [
     Page(id="lora", title="LoRA 微调指南", space="ml", url="https://wiki.example/wiki/lora",
@@ -31,17 +33,22 @@ PAGES = [
 
 
 def make_bot(data_dir: Path, embedder, environ: dict[str, str] | None = None,
-             pages: list[Page] = PAGES) -> WikiBot:
+             pages: list[Page] = PAGES, engine_kind: str = "edge") -> WikiBot:
+    """The bot as `open` builds it; on "server", its index is on qdrant-client's local mode instead."""
     env = {"WIKIBOT_DATA_DIR": str(data_dir), **(environ or {})}
     settings = load_settings(environ=env)
-    index = open_index(settings, embedder)
+    if engine_kind == "edge":
+        index = open_index(settings, embedder)
+    else:
+        index = WikiIndex(open_test_engine(engine_kind, data_dir), embedder, prefix=settings.qdrant.collection_prefix)
+        index.ensure_collections()
     for p in pages:
         index.upsert_page(p)
     return WikiBot(settings, index, generator=build_generator(settings))
 
 
 @pytest.fixture
-async def wikibot(tmp_path, e5_embedder):
-    bot = make_bot(tmp_path, e5_embedder)
+async def wikibot(tmp_path, e5_embedder, engine_kind):
+    bot = make_bot(tmp_path, e5_embedder, engine_kind=engine_kind)
     yield bot
     await bot.aclose()

@@ -194,8 +194,8 @@ def _first_reference(sent: Sent) -> str:
 
 
 def _logged_questions(h: FeishuHarness) -> list[str]:
-    client = h.bot.questions.client
-    points, _ = client.scroll(h.bot.questions.collection, limit=100, with_payload=True)
+    engine = h.bot.questions.engine
+    points, _ = engine.scroll(h.bot.questions.collection, limit=100)
     return [p.payload["question"] for p in points]
 
 

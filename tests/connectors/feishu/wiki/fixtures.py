@@ -15,7 +15,7 @@ import yaml
 
 from retrieval.sync import SyncReport, sync_wiki
 from connectors.feishu.wiki import FeishuWikiSource, WikiClient
-from retrieval.index import WikiIndex, open_client
+from retrieval.index import WikiIndex
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.wiki import _obj_token
 
@@ -142,11 +142,12 @@ def wiki(fake: FakeFeishu) -> WikiFolder:
 
 
 @pytest.fixture
-def make_index(tmp_path: Path, usem3_embedder: Any) -> Iterator[Any]:
+def make_index(tmp_path: Path, usem3_embedder: Any, make_engine: Any) -> Iterator[Any]:
+    """Indexes on this test's engine (each test runs on the embedded engine and on a server)."""
     opened: list[WikiIndex] = []
 
     def make(name: str = "ix") -> WikiIndex:
-        ix = WikiIndex(open_client(tmp_path / name, ""), CountingEmbedder(usem3_embedder),
+        ix = WikiIndex(make_engine(tmp_path / name), CountingEmbedder(usem3_embedder),
                        chunk_size=200, chunk_overlap=0)
         ix.ensure_collections()
         opened.append(ix)
@@ -186,7 +187,7 @@ def snapshot(index: WikiIndex) -> tuple[dict[str, Any], dict[str, Any]]:
     def scroll(collection: str) -> dict[str, Any]:
         out, offset = {}, None
         while True:
-            recs, offset = index.client.scroll(collection, limit=1000, offset=offset, with_payload=True)
+            recs, offset = index.engine.scroll(collection, limit=1000, offset=offset)
             out.update({str(r.id): r.payload for r in recs})
             if offset is None:
                 return out
