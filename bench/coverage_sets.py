@@ -54,12 +54,22 @@ class Record:
     search_ms: float
 
 
+class _Unpickler(pickle.Unpickler):
+    """Caches written when this file ran as a script name `__main__.Record`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "Record":
+            return Record
+        return super().find_class(module, name)
+
+
 def named_sets() -> dict[str, QuestionSet]:
     sets = {"eval-dev": QuestionSet("eval-dev", EVAL_DEV / "docs", EVAL_DEV / "questions.jsonl",
                                     EVAL_DEV / "unanswerable.jsonl")}
     for d in sorted(SETS_DIR.iterdir()) if SETS_DIR.exists() else []:
         if (d / "questions.jsonl").exists():
-            docs = d / "docs" if (d / "docs").exists() else Path(json.loads((d / "docs.json").read_text())["path"])
+            where = "docs" if (d / "docs").exists() else json.loads((d / "docs.json").read_text())["path"]
+            docs = EVAL_DEV / where.removeprefix("@eval-dev/") if where.startswith("@eval-dev/") else Path(where)
             if not docs.is_absolute():
                 docs = (d / docs).resolve()
             sets[d.name] = QuestionSet(d.name, docs, d / "questions.jsonl", d / "unanswerable.jsonl")
@@ -80,7 +90,7 @@ def records(qs: QuestionSet, embedder_kind: str, verbose: bool = True) -> list[R
     path = CACHE / f"coverage-{qs.name}-{embedder_kind}-{_digest(qs, embedder_kind)}.pkl"
     if path.exists():
         with open(path, "rb") as f:
-            return pickle.load(f)
+            return _Unpickler(f).load()
     embedder = make_embedder(embedder_kind)
     out: list[Record] = []
     with tempfile.TemporaryDirectory(prefix="wikibot-cov-") as tmp:

@@ -23,12 +23,14 @@ from bot.extractive import quote_block, trim_excerpt
 from bot.language import detect_language, has_words
 from bot.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Turn
 from bot.questionlog import QuestionLog
+from bot.quotes import choose_quotes
 from bot.safety import strip_foreign_links
 from bot.state import StateDB
 from bot.texts import text
 from retrieval.embedders import Embedder, make_embedder
 from retrieval.index import Hit, WikiIndex, open_client
-from retrieval.relevance import Thresholds, is_covered, thresholds_for
+from retrieval.coverage import CoverageDecider
+from retrieval.relevance import Thresholds, thresholds_for
 
 if TYPE_CHECKING:
     from bot.llm import ClaudeGenerator, Generation
@@ -96,6 +98,8 @@ class WikiBot:
                                      lock=index.lock)
         self.generator = generator
         self.thresholds = thresholds or thresholds_for(index.embedder.name)
+        # explicit thresholds (tests, tuning) mean the threshold rule; else the embedder's fitted model
+        self.coverage = CoverageDecider(index.embedder.name, thresholds=self.thresholds, use_model=thresholds is None)
         self.coordinator = coordinator or make_coordinator(settings.redis.url.get_secret_value(),
                                                            Path(settings.data_dir), settings.qdrant.collection_prefix)
         # retrieval is CPU work, much of it holding the GIL: a few workers, taken in arrival order, keep a
@@ -163,14 +167,14 @@ class WikiBot:
 
         qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
             self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
-        covered = is_covered(hits, self.thresholds)
+        covered = self.coverage.decide(query, hits).covered
 
         if not covered:
             reply = self._not_covered(hits, lang)
         elif self.generator is not None:
             reply = await self._generate(raw, hits, history, lang, on_progress)
         else:
-            reply = self._extractive(hits, lang)
+            reply = self._extractive(hits, lang, question=raw)
         if prefix:
             reply = _replace(reply, answer=prefix + reply.answer)
 
@@ -212,8 +216,11 @@ class WikiBot:
         return Reply(answer=msg, covered=False, mode="extractive", references=refs,
                      notice=text("notice_extractive", lang), language=lang)
 
-    def _extractive(self, hits: list[Hit], lang: Literal["zh", "en"], reason: str = "") -> Reply:
-        top = hits[:3]
+    def _extractive(self, hits: list[Hit], lang: Literal["zh", "en"], reason: str = "",
+                    question: str = "") -> Reply:
+        quotes = choose_quotes(question, hits) if question else []
+        top = [hits[q.hit_index] for q in quotes] or hits[:3]
+        texts = [q.text for q in quotes] or [h.text for h in top]
         refs = _references(top, limit=3)
         number = {r.page_id: i + 1 for i, r in enumerate(refs)}
         parts = [text("llm_unavailable", lang)] if reason else []
@@ -221,9 +228,11 @@ class WikiBot:
         citations = []
         allowed_urls = [h.url for h in hits]
         body = "\n\n".join(parts) + "\n\n"
-        for h in top:
+        for h, quoted in zip(top, texts):
+            if h.page_id not in number:  # a fourth page: _references keeps three
+                continue
             heading = " › ".join([h.title, *[x for x in h.heading_path if x != h.title]])
-            clean = strip_foreign_links(h.text, allowed_urls)
+            clean = strip_foreign_links(quoted, allowed_urls)
             block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(clean)}"
             citations.append(Citation(len(body), len(body) + len(block), (number[h.page_id] - 1,),
                                       trim_excerpt(clean)))
@@ -249,13 +258,13 @@ class WikiBot:
         except TimeoutError:
             log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
             metrics.LLM_ERRORS.labels("timeout").inc()
-            return self._extractive(hits, lang, reason="timeout")
+            return self._extractive(hits, lang, reason="timeout", question=question)
         except LLMError as exc:
             log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
             metrics.LLM_ERRORS.labels(exc.kind).inc()
-            return self._extractive(hits, lang, reason=exc.kind)
+            return self._extractive(hits, lang, reason=exc.kind, question=question)
         if not gen.text.strip():
-            return self._extractive(hits, lang, reason="empty")
+            return self._extractive(hits, lang, reason="empty", question=question)
         return self._compose(gen, hits, lang)
 
     def _compose(self, gen: "Generation", hits: list[Hit], lang: Literal["zh", "en"]) -> Reply:
