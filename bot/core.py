@@ -33,7 +33,8 @@ from retrieval.coverage import CoverageDecider
 from retrieval.relevance import Thresholds, thresholds_for
 
 if TYPE_CHECKING:
-    from bot.llm import ClaudeGenerator, Generation
+    from bot.coverage_check import CoverageVerdict
+    from bot.llm import ClaudeGenerator, Generation, Passage
 
 log = logging.getLogger(__name__)
 RETRIEVAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -250,11 +251,15 @@ class WikiBot:
         a = self.settings.anthropic
         # the SDK honours any `retry-after` a 429 names, uncapped: bound the whole call ourselves
         budget = a.timeout_seconds * (a.max_retries + 1) + 5
+        verdict = await self._check_coverage(question, passages, history, a.timeout_seconds + 5)
+        if verdict is not None and verdict.verdict == "none":
+            return self._not_covered(hits, lang)
+        note = verdict.missing if verdict is not None and verdict.verdict == "partial" else ""
         try:
             async with asyncio.timeout(budget):
                 gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
                                                                                     for t in history],
-                                                    language=lang, on_text=on_progress)
+                                                    language=lang, on_text=on_progress, note=note)
         except TimeoutError:
             log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
             metrics.LLM_ERRORS.labels("timeout").inc()
@@ -266,6 +271,20 @@ class WikiBot:
         if not gen.text.strip():
             return self._extractive(hits, lang, reason="empty", question=question)
         return self._compose(gen, hits, lang)
+
+    async def _check_coverage(self, question: str, passages: Sequence["Passage"], history: Sequence[Turn],
+                              seconds: float) -> "CoverageVerdict | None":
+        """Claude's full/partial/none verdict on the passages (bot/coverage_check.py); None: no verdict."""
+        from bot.coverage_check import check_coverage
+
+        assert self.generator is not None
+        asked = question if not history else f"(Earlier question: {history[-1].question})\n{question}"
+        try:
+            async with asyncio.timeout(seconds):
+                return await check_coverage(self.generator.client, self.generator.model, asked, passages)
+        except TimeoutError:
+            log.warning("coverage check gave no verdict within %.0fs; keeping the retrieval decision", seconds)
+            return None
 
     def _compose(self, gen: "Generation", hits: list[Hit], lang: Literal["zh", "en"]) -> Reply:
         """The generated text with [n] markers after cited sentences, and references for cited pages."""
