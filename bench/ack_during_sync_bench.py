@@ -31,7 +31,7 @@ from retrieval.sync import sync_wiki  # noqa: E402
 from connectors.feishu import FeishuAdapter  # noqa: E402
 from connectors.feishu.wiki import FeishuWikiSource, WikiClient  # noqa: E402
 from retrieval.embedders import make_embedder  # noqa: E402
-from tests.connectors.feishu_bot_fixtures import TOKEN, build_bot, make_settings  # noqa: E402
+from tests.connectors.feishu.fixtures import TOKEN, build_bot, make_settings  # noqa: E402
 from tests.connectors.feishu.wiki.fixtures import WikiFolder  # noqa: E402
 from tests.fakes.feishu import FakeFeishu  # noqa: E402
 from tests.fakes.feishu.im import deliver_webhook  # noqa: E402

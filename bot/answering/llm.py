@@ -90,7 +90,7 @@ def system_prompt(language: str) -> str:
 
 
 def build_messages(question: str, passages: Sequence[Passage],
-                   history: Sequence[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+                   history: Sequence[tuple[str, str]] = (), note: str = "") -> list[dict[str, Any]]:
     """Earlier turns as plain user/assistant text, then the passages and the question.
 
     Only the last message holds `search_result` blocks, so the API's `search_result_index` (counted
@@ -103,6 +103,8 @@ def build_messages(question: str, passages: Sequence[Passage],
     content: list[dict[str, Any]] = [_search_result(p) for p in passages]
     if not passages:
         content.append({"type": "text", "text": "(The wiki search found no passages for this question.)"})
+    if note.strip():  # the coverage check's "missing" part: the answer must name it
+        content.append({"type": "text", "text": f"(Not covered by the search results: {note.strip()})"})
     content.append({"type": "text", "text": question.strip() or "?"})
     messages.append({"role": "user", "content": content})
     return messages
@@ -131,12 +133,12 @@ class ClaudeGenerator:
 
     async def generate(self, question: str, passages: Sequence[Passage], *,
                        history: Sequence[tuple[str, str]] = (), language: str = "zh",
-                       on_text: TextCallback | None = None) -> Generation:
+                       on_text: TextCallback | None = None, note: str = "") -> Generation:
         """The answer, in segments that carry their citations. `on_text` sees the whole text so far
         after each streamed piece; if it raises, it is logged and not called again."""
         if not self._api_key:
             raise LLMError("auth", "no Anthropic API key is configured")
-        messages: Any = build_messages(question, passages, history)  # plain dicts: the documented wire shape
+        messages: Any = build_messages(question, passages, history, note)  # plain dicts: the documented wire shape
         opened = False
         try:
             async with self._client.messages.stream(model=self.model, max_tokens=self.max_tokens,
@@ -157,6 +159,10 @@ class ClaudeGenerator:
         except Exception as exc:
             raise self._error(exc, mid_stream=opened) from exc
         return _generation(message, len(passages))
+
+    @property
+    def client(self) -> "anthropic.AsyncAnthropic":
+        return self._client
 
     async def aclose(self) -> None:
         await self._client.close()

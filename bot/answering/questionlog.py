@@ -1,7 +1,7 @@
 """The question log as the answering core sees it: `retrieval.questions` storage, bot's own types.
 
 Storage (the engine, the space rule, feedback, re-embedding on a model change) lives in
-`retrieval.questions`; this only maps its results to `bot.models.OtherAsked`.
+`retrieval.questions`; this only maps its results to `bot.answering.models.OtherAsked`.
 """
 
 from __future__ import annotations

@@ -22,14 +22,17 @@ from bot.answering.extractive import quote_block, trim_excerpt
 from bot.answering.language import detect_language, has_words
 from bot.answering.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Status, Turn
 from bot.answering.questionlog import QuestionLog
+from bot.answering.quotes import choose_quotes
 from bot.answering.safety import strip_foreign_links
 from bot.infra.state import StateDB
 from bot.answering.texts import Lang, text
+from retrieval.coverage import CoverageDecider
 from retrieval.index import Hit, WikiIndex
-from retrieval.relevance import Thresholds, is_covered, thresholds_for
+from retrieval.relevance import Thresholds, thresholds_for
 
 if TYPE_CHECKING:
-    from bot.answering.llm import ClaudeGenerator, Generation
+    from bot.answering.coverage_check import CoverageVerdict
+    from bot.answering.llm import ClaudeGenerator, Generation, Passage
 
 log = logging.getLogger(__name__)
 RETRIEVAL_WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -48,6 +51,8 @@ class WikiBot:
                                      lock=index.lock)
         self.generator = generator
         self.thresholds = thresholds or thresholds_for(index.embedder.name)
+        # explicit thresholds (tests, tuning) mean the threshold rule; else the embedder's fitted model
+        self.coverage = CoverageDecider(index.embedder.name, thresholds=self.thresholds, use_model=thresholds is None)
         self.coordinator = coordinator or make_coordinator(settings.redis.url.get_secret_value(),
                                                            Path(settings.data_dir), settings.qdrant.collection_prefix)
         # retrieval is CPU work, much of it holding the GIL: a few workers, taken in arrival order, keep a
@@ -111,14 +116,14 @@ class WikiBot:
 
         qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
             self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
-        covered = is_covered(hits, self.thresholds)
+        covered = self.coverage.decide(query, hits).covered
 
         if not covered:
             reply = self._not_covered(hits, lang)
         elif self.generator is not None:
             reply = await self._generate(raw, hits, history, lang, on_progress)
         else:
-            reply = self._extractive(hits, lang)
+            reply = self._extractive(hits, lang, question=raw)
         if prefix:
             reply = _replace(reply, answer=prefix + reply.answer)
 
@@ -160,8 +165,11 @@ class WikiBot:
         return Reply(answer=msg, covered=False, mode="extractive", references=refs,
                      notice=text("notice_extractive", lang), language=lang)
 
-    def _extractive(self, hits: list[Hit], lang: Lang, reason: str = "") -> Reply:
-        top = hits[:3]
+    def _extractive(self, hits: list[Hit], lang: Lang, reason: str = "",
+                    question: str = "") -> Reply:
+        quotes = choose_quotes(question, hits) if question else []
+        top = [hits[q.hit_index] for q in quotes] or hits[:3]
+        texts = [q.text for q in quotes] or [h.text for h in top]
         refs = _references(top, limit=3)
         number = {r.page_id: i + 1 for i, r in enumerate(refs)}
         parts = [text("llm_unavailable", lang)] if reason else []
@@ -169,9 +177,11 @@ class WikiBot:
         citations = []
         allowed_urls = [h.url for h in hits]
         body = "\n\n".join(parts) + "\n\n"
-        for h in top:
+        for h, quoted in zip(top, texts):
+            if h.page_id not in number:  # a fourth page: _references keeps three
+                continue
             heading = " › ".join([h.title, *[x for x in h.heading_path if x != h.title]])
-            clean = strip_foreign_links(h.text, allowed_urls)
+            clean = strip_foreign_links(quoted, allowed_urls)
             block = f"**{heading}** [{number[h.page_id]}]\n{quote_block(clean)}"
             citations.append(Citation(len(body), len(body) + len(block), (number[h.page_id] - 1,),
                                       trim_excerpt(clean)))
@@ -189,22 +199,40 @@ class WikiBot:
         a = self.settings.anthropic
         # the SDK honours any `retry-after` a 429 names, uncapped: bound the whole call ourselves
         budget = a.timeout_seconds * (a.max_retries + 1) + 5
+        verdict = await self._check_coverage(question, passages, history, a.timeout_seconds + 5)
+        if verdict is not None and verdict.verdict == "none":
+            return self._not_covered(hits, lang)
+        note = verdict.missing if verdict is not None and verdict.verdict == "partial" else ""
         try:
             async with asyncio.timeout(budget):
                 gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
                                                                                     for t in history],
-                                                    language=lang, on_text=on_progress)
+                                                    language=lang, on_text=on_progress, note=note)
         except TimeoutError:
             log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
             metrics.LLM_ERRORS.labels("timeout").inc()
-            return self._extractive(hits, lang, reason="timeout")
+            return self._extractive(hits, lang, reason="timeout", question=question)
         except LLMError as exc:
             log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
             metrics.LLM_ERRORS.labels(exc.kind).inc()
-            return self._extractive(hits, lang, reason=exc.kind)
+            return self._extractive(hits, lang, reason=exc.kind, question=question)
         if not gen.text.strip():
-            return self._extractive(hits, lang, reason="empty")
+            return self._extractive(hits, lang, reason="empty", question=question)
         return self._compose(gen, hits, lang)
+
+    async def _check_coverage(self, question: str, passages: Sequence["Passage"], history: Sequence[Turn],
+                              seconds: float) -> "CoverageVerdict | None":
+        """Claude's full/partial/none verdict on the passages (bot/answering/coverage_check.py); None: no verdict."""
+        from bot.answering.coverage_check import check_coverage
+
+        assert self.generator is not None
+        asked = question if not history else f"(Earlier question: {history[-1].question})\n{question}"
+        try:
+            async with asyncio.timeout(seconds):
+                return await check_coverage(self.generator.client, self.generator.model, asked, passages)
+        except TimeoutError:
+            log.warning("coverage check gave no verdict within %.0fs; keeping the retrieval decision", seconds)
+            return None
 
     def _compose(self, gen: "Generation", hits: list[Hit], lang: Lang) -> Reply:
         """The generated text with [n] markers after cited sentences, and references for cited pages."""

@@ -13,7 +13,8 @@ from retrieval.embedders import Embedder
 from retrieval.engines import open_engine
 from retrieval.index import Hit, SearchMode, WikiIndex
 from retrieval.pages import read_markdown_folder
-from retrieval.relevance import Thresholds, is_covered, thresholds_for
+from retrieval.coverage import CoverageDecider
+from retrieval.relevance import Thresholds
 
 
 @dataclass
@@ -61,7 +62,7 @@ def _pct(values: list[float], q: float) -> float:
 def evaluate(index: WikiIndex, questions: list[dict[str, Any]], unanswerable: list[dict[str, Any]],
              mode: SearchMode = "hybrid", thresholds: Thresholds | None = None,
              progress: Callable[[int, int], None] | None = None) -> EvalResult:
-    t = thresholds or thresholds_for(index.embedder.name)
+    decider = CoverageDecider(index.embedder.name, thresholds=thresholds, use_model=thresholds is None)
     total = len(questions) + len(unanswerable)
     per_lang: dict[str, dict[str, list[float]]] = {}
     latencies: list[float] = []
@@ -76,7 +77,7 @@ def evaluate(index: WikiIndex, questions: list[dict[str, Any]], unanswerable: li
         rank = pages.index(gold) + 1 if gold in pages[:10] else 0
         answers = q.get("answers") or [q["answer"]]
         hit5 = any(a in h.text for h in hits[:5] for a in answers)
-        covered = is_covered(hits, t)
+        covered = decider.decide(q["question"], hits).covered
         false_no += not covered
         row = per_lang.setdefault(q.get("lang", "all"), {"r1": [], "r5": [], "mrr": [], "hit5": []})
         row["r1"].append(float(rank == 1))
@@ -91,7 +92,7 @@ def evaluate(index: WikiIndex, questions: list[dict[str, Any]], unanswerable: li
         start = time.perf_counter()
         hits = index.search(q["question"], k=20, mode=mode)
         latencies.append((time.perf_counter() - start) * 1000)
-        detected += not is_covered(hits, t)
+        detected += not decider.decide(q["question"], hits).covered
         signals.append(_signal(q, hits, answerable=False))
         if progress:
             progress(len(questions) + m + 1, total)

@@ -10,6 +10,12 @@ The default reply is built from the request and is deterministic: an uncited ope
 block per `search_result` (at most two), each citing that result with a `search_result_location`;
 Chinese if the question has CJK characters, else English. Tests can `script()` the blocks instead,
 `fail_next()` a failure, or set `delay_seconds` before the answer starts.
+
+Tool use: `tools` are validated (name, object `input_schema`; a forced `tool_choice` must name one of
+them). A forced tool call is answered with one `tool_use` block (stop_reason `tool_use`; streamed as
+`input_json_delta` pieces) whose input is `tool_input(...)`'s, or by default for the coverage check
+`{"verdict": "full", ...}` (`"none"` when there are no search results). Mid-stream failures apply to
+the next *streamed* request only, as a non-streamed reply cannot break off mid-stream.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class FakeAnthropic:
         self._lock = threading.Lock()
         self._failures: deque[str] = deque()
         self._script: list[Block] | None = None
+        self._tool_input: dict[str, Any] | None = None
         self._server: LoopbackServer | None = None
         self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
@@ -83,6 +90,10 @@ class FakeAnthropic:
         """Answer every request with these (text, cited search_result index or None) blocks;
         None goes back to the default reply."""
         self._script = None if blocks is None else list(blocks)
+
+    def tool_input(self, value: dict[str, Any] | None) -> None:
+        """The input of every forced tool call from now on; None goes back to the default."""
+        self._tool_input = None if value is None else dict(value)
 
     def start(self) -> Self:
         self._server = LoopbackServer(self.app).start()
@@ -122,15 +133,23 @@ class FakeAnthropic:
         if self.delay_seconds > 0 and not await _sleep_unless_gone(request, self.delay_seconds):
             return Response(status_code=499)
         with self._lock:
-            failure = self._failures.popleft() if self._failures else None
+            failure = None
+            if self._failures and (body.get("stream") or self._failures[0] in _HTTP_FAILURES):
+                failure = self._failures.popleft()
         if failure in _HTTP_FAILURES:
             status, err_type, err_message = _HTTP_FAILURES[failure]
             headers = {"retry-after": self.retry_after} if status == 429 else {}
             return _error(status, err_type, err_message, headers)
 
         results = _search_results(body)
-        blocks = self._script if self._script is not None else _default_blocks(body, results)
-        message = _message(body, blocks, results, self.stop_reason)
+        forced = (body.get("tool_choice") or {}).get("name") if (body.get("tool_choice") or {}).get("type") == "tool" \
+            else None
+        if forced:
+            tool_in = self._tool_input if self._tool_input is not None else _default_tool_input(forced, results)
+            message = _tool_message(body, forced, tool_in)
+        else:
+            blocks = self._script if self._script is not None else _default_blocks(body, results)
+            message = _message(body, blocks, results, self.stop_reason)
         request_id = {"request-id": message["id"].replace("msg_", "req_")}
         if not body.get("stream"):
             return JSONResponse(message, headers=request_id)
@@ -149,6 +168,14 @@ class FakeAnthropic:
                  "usage": {**usage, "output_tokens": 1}}
         yield _sse("message_start", {"type": "message_start", "message": start})
         for i, block in enumerate(content):
+            if block["type"] == "tool_use":
+                yield _sse("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {**block, "input": {}}})
+                raw = json.dumps(block["input"], ensure_ascii=False)
+                for pos in range(0, len(raw), self.chunk_chars):
+                    yield _delta(i, {"type": "input_json_delta", "partial_json": raw[pos:pos + self.chunk_chars]})
+                yield _sse("content_block_stop", {"type": "content_block_stop", "index": i})
+                continue
             yield _sse("content_block_start", {"type": "content_block_start", "index": i,
                                                "content_block": {"type": "text", "text": ""}})
             if i == 0:
@@ -229,6 +256,23 @@ def _message(body: dict[str, Any], blocks: Sequence[Block], results: list[dict[s
                       "output_tokens": out_tokens}}
 
 
+def _default_tool_input(name: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    if name != "report_coverage":
+        return {}
+    if not results:
+        return {"verdict": "none", "missing": "everything", "supporting_results": []}
+    return {"verdict": "full", "missing": "", "supporting_results": [0]}
+
+
+def _tool_message(body: dict[str, Any], name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+    block = {"type": "tool_use", "id": f"toolu_fake{next(_ids):06d}", "name": name, "input": tool_input}
+    return {"id": f"msg_fake{next(_ids):06d}", "type": "message", "role": "assistant",
+            "model": body.get("model", ""), "content": [block], "stop_reason": "tool_use", "stop_sequence": None,
+            "usage": {"input_tokens": max(1, len(json.dumps(body, ensure_ascii=False)) // 4),
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                      "output_tokens": max(1, len(json.dumps(tool_input)) // 3)}}
+
+
 def _citation(results: list[dict[str, Any]], index: int) -> dict[str, Any]:
     """A search_result_location; cited_text is the whole cited content block, as the API gives it."""
     result = results[index] if 0 <= index < len(results) else {}
@@ -269,6 +313,30 @@ def _validate(body: dict[str, Any]) -> str | None:
             return "search_result: content must be a non-empty list of non-empty text blocks"
     if len({bool((r.get("citations") or {}).get("enabled")) for r in results}) > 1:
         return "search_result: citations must be enabled or disabled for all search results"
+    return _validate_tools(body)
+
+
+def _validate_tools(body: dict[str, Any]) -> str | None:
+    tools = body.get("tools")
+    names: set[str] = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            return "tools: Input should be a valid list"
+        for n, tool in enumerate(tools):
+            if not isinstance(tool, dict) or not isinstance(tool.get("name"), str) or not tool["name"]:
+                return f"tools.{n}.name: Field required"
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                return f"tools.{n}.input_schema: Input should be a JSON schema of type 'object'"
+            names.add(tool["name"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+            return "tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"
+        if choice["type"] in ("any", "tool") and not names:
+            return "tool_choice: may only be specified while providing tools"
+        if choice["type"] == "tool" and choice.get("name") not in names:
+            return f"tool_choice: Tool '{choice.get('name')}' not found in tools"
     return None
 
 

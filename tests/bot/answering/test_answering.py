@@ -34,11 +34,12 @@ async def test_a_question_the_wiki_does_not_cover_is_declared_so(wikibot):
 
 async def test_others_asked_lists_similar_earlier_questions_with_dates(wikibot):
     await wikibot.answer(Question("GPU 集群一个任务最长能跑多久？", user_id="u1"))
-    await wikibot.answer(Question("vLLM 怎么启动服务？", user_id="u2"))
+    await wikibot.answer(Question("vLLM 怎么启动服务？", user_id="u2"))  # covered (the vllm page), less similar
+    await wikibot.answer(Question("公司年假有多少天？", user_id="u4"))  # not covered: never offered
     reply = await wikibot.answer(Question("GPU 任务最长可以运行多长时间？", user_id="u3"))
     asked = [o.question for o in reply.others_asked]
     assert asked and asked[0] == "GPU 集群一个任务最长能跑多久？"
-    assert "vLLM 怎么启动服务？" not in asked
+    assert "公司年假有多少天？" not in asked
     assert reply.others_asked[0].asked_at.year >= 2026
 
 

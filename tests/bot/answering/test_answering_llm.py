@@ -78,3 +78,65 @@ async def test_follow_up_sends_the_earlier_turn_to_claude(llm_bot):
     await bot.answer(Question("QLoRA 需要多少显存？", chat_id="c", thread_id="t"))
     messages = fake.requests[-1]["messages"]
     assert len(messages) >= 3 and "LoRA 的原理是什么？" in str(messages[0]["content"])
+
+
+async def test_claude_checks_coverage_in_a_structured_way_before_answering(llm_bot):
+    bot, fake = llm_bot
+    reply = await bot.answer(Question("每人最多可以同时申请几张 A100？"))
+    assert reply.mode == "llm" and reply.covered
+    check, answer = fake.requests[0], fake.requests[-1]
+    assert check["tool_choice"] == {"type": "tool", "name": "report_coverage"}
+    assert check["tools"][0]["input_schema"]["properties"]["verdict"]["enum"] == ["full", "partial", "none"]
+    results = [b for b in check["messages"][-1]["content"] if b.get("type") == "search_result"]
+    assert results and all(b["citations"] == {"enabled": False} for b in results)
+    assert "tools" not in answer and answer.get("stream") is True
+
+
+async def test_a_none_verdict_means_not_covered_and_nothing_is_generated(llm_bot):
+    bot, fake = llm_bot
+    fake.tool_input({"verdict": "none", "missing": "H100 的申请条件", "supporting_results": []})
+    reply = await bot.answer(Question("每人最多可以同时申请几张 A100？"))
+    assert reply.covered is False and reply.references
+    assert len(fake.requests) == 1 and "tool_choice" in fake.requests[0]
+
+
+async def test_a_partial_verdict_tells_the_answer_which_part_is_missing(llm_bot):
+    bot, fake = llm_bot
+    fake.tool_input({"verdict": "partial", "missing": "H100 的配额", "supporting_results": [0]})
+    reply = await bot.answer(Question("A100 和 H100 每人各能申请几张？"))
+    assert reply.mode == "llm" and reply.covered
+    texts = [b.get("text", "") for b in fake.requests[-1]["messages"][-1]["content"]]
+    assert any("H100 的配额" in t for t in texts)
+
+
+async def test_a_failed_or_invalid_check_keeps_the_retrieval_decision(llm_bot):
+    bot, fake = llm_bot
+    fake.fail_next("server")  # the check's request fails; the answer's goes through
+    reply = await bot.answer(Question("每人最多可以同时申请几张 A100？"))
+    assert reply.mode == "llm" and reply.covered
+    fake.tool_input({"verdict": "maybe"})
+    reply = await bot.answer(Question("每人最多可以同时申请几张 A100？"))
+    assert reply.mode == "llm" and reply.covered
+
+
+async def test_the_fake_streams_a_forced_tool_call_as_the_api_does(fake_anthropic):
+    import anthropic
+
+    from bot.answering.coverage_check import TOOL, parse
+
+    fake_anthropic.tool_input({"verdict": "partial", "missing": "时长", "supporting_results": [0, 7]})
+    client = anthropic.AsyncAnthropic(api_key=fake_anthropic.api_key, base_url=fake_anthropic.url, max_retries=0)
+    try:
+        async with client.messages.stream(model="m", max_tokens=50, tools=[TOOL],
+                                          tool_choice={"type": "tool", "name": "report_coverage"},
+                                          messages=[{"role": "user", "content": "问题"}]) as stream:
+            message = await stream.get_final_message()
+        with pytest.raises(anthropic.BadRequestError):
+            await client.messages.create(model="m", max_tokens=50, tools=[TOOL],
+                                         tool_choice={"type": "tool", "name": "other"},
+                                         messages=[{"role": "user", "content": "问题"}])
+    finally:
+        await client.close()
+    assert message.stop_reason == "tool_use"
+    v = parse(message, n_passages=2)
+    assert v is not None and v.verdict == "partial" and v.missing == "时长" and v.supporting == (0,)
