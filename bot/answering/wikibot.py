@@ -123,7 +123,7 @@ class WikiBot:
         elif self.generator is not None:
             reply = await self._generate(raw, hits, history, lang, on_progress)
         else:
-            reply = self._extractive(hits, lang, question=raw)
+            reply = self._extractive(hits, lang, question=query)
         if prefix:
             reply = _replace(reply, answer=prefix + reply.answer)
 

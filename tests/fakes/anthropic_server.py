@@ -72,6 +72,11 @@ class FakeAnthropic:
 
     # ----- test API ----------------------------------------------------------------------------------
     @property
+    def answer_requests(self) -> list[dict[str, Any]]:
+        """The requests that asked for an answer (not a forced tool call such as the coverage verdict)."""
+        return [r for r in self.requests if not r.get("tools")]
+
+    @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake is not started")

@@ -58,7 +58,7 @@ async def test_a_question_is_answered_and_counted_in_the_metrics(serve: ServePro
     assert resp.status_code == 200
     replies = await wait_for_answer(feishu_wiki, event["event"]["message"]["message_id"])
     assert len(replies) == 1 and "VPN" in replies[0].text()
-    assert len(anthropic.requests) == 1
+    assert len(anthropic.answer_requests) == 1
 
     metrics = httpx.get(serve.url + "/metrics", timeout=5)
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")

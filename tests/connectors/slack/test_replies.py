@@ -153,11 +153,11 @@ async def test_a_follow_up_in_the_thread_sends_the_earlier_turns(llm_slack):
     follow = sr.mention("And who presses the button?", thread_ts=first["ts"])
     replies = await llm_slack.ask(follow)
     assert len(replies) == 2  # both answers in the one thread
-    sent = llm.requests[-1]["messages"]
+    sent = llm.answer_requests[-1]["messages"]
     assert "How do I roll back a release?" in str(sent[:-1])
     elsewhere = sr.mention("How do I release to production?")  # a new thread starts afresh
     await llm_slack.ask(elsewhere)
-    assert len(llm.requests) == 3 and len(llm.requests[-1]["messages"]) == 1
+    assert len(llm.answer_requests) == 3 and len(llm.answer_requests[-1]["messages"]) == 1
 
 
 async def test_a_slow_model_delays_neither_the_ack_nor_the_placeholder(llm_slack):
