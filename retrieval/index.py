@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
@@ -169,11 +168,7 @@ class WikiIndex:
 
         chunks = chunk_page(page, self.chunk_size, self.chunk_overlap)
         texts = [embed_text(page, c) for c in chunks]
-        seen: dict[str, int] = {}
-        new_ids: list[str] = []
-        for t in texts:
-            seen[t] = seen.get(t, 0) + 1
-            new_ids.append(chunk_point_id(page.id, t, seen[t]))
+        new_ids = _chunk_ids(page.id, texts)
         old_ids = set(old.chunk_ids) if old else set()
         leftover = (set(old.pending_ids) if old else set()) - old_ids
         old_rev = old.rev if old else ""
@@ -182,23 +177,9 @@ class WikiIndex:
         pending = sorted(set(new_ids) | leftover)
         self._write_page_record(page, old_rev, sorted(old_ids), pending, old)
 
-        # 2. write the new chunks; reuse vectors of chunks that already exist
-        with self._lock:
-            existing = {str(r.id) for r in self.engine.retrieve(self.chunks_collection, new_ids, with_payload=False)}
-        to_embed = [i for i, pid in enumerate(new_ids) if pid not in existing or force]
-        dense = self.embedder.embed_passages([texts[i] for i in to_embed]) if to_embed else None
-        revs = [r for r in (old_rev, rev) if r]
-        points = []
-        for j, i in enumerate(to_embed):
-            assert dense is not None
-            sv = document_vector(texts[i])
-            points.append(PointData(new_ids[i], self._chunk_payload(page, chunks[i], [rev]),
-                                    dense=dense[j].tolist(), sparse=Sparse(sv.indices, sv.values)))
-        with self._lock:
-            self.engine.upsert(self.chunks_collection, points)
-            for i, pid in enumerate(new_ids):
-                if pid in existing and not force:
-                    self.engine.set_payload(self.chunks_collection, [pid], self._chunk_payload(page, chunks[i], revs))
+        # 2. write the new chunks (invisible until the flip); reuse vectors of chunks that already exist
+        existing, embedded = self._write_chunks(page, chunks, texts, new_ids, [r for r in (old_rev, rev) if r],
+                                                force)
 
         # 3. flip: one write makes the new version the visible one
         self._write_page_record(page, rev, new_ids, sorted(leftover | (old_ids - set(new_ids))), old)
@@ -211,7 +192,29 @@ class WikiIndex:
             if reused and old_rev:
                 self.engine.set_payload(self.chunks_collection, reused, {"revs": [rev]})
         self._write_page_record(page, rev, new_ids, [], old)
-        return UpsertResult(page.id, True, len(new_ids), len(to_embed))
+        return UpsertResult(page.id, True, len(new_ids), embedded)
+
+    def _write_chunks(self, page: Page, chunks: Sequence[Chunk], texts: Sequence[str], ids: Sequence[str],
+                      revs: list[str], force: bool) -> tuple[set[str], int]:
+        """Embed and write chunks the index lacks; tag the ones it has with both revisions.
+
+        Returns the ids that already existed and how many chunks were embedded.
+        """
+        with self._lock:
+            existing = {str(r.id) for r in self.engine.retrieve(self.chunks_collection, list(ids), with_payload=False)}
+        to_embed = [i for i, pid in enumerate(ids) if pid not in existing or force]
+        dense = self.embedder.embed_passages([texts[i] for i in to_embed]) if to_embed else []
+        points = []
+        for vector, i in zip(dense, to_embed):
+            sv = document_vector(texts[i])
+            points.append(PointData(ids[i], self._chunk_payload(page, chunks[i], [revs[-1]]),
+                                    dense=vector.tolist(), sparse=Sparse(sv.indices, sv.values)))
+        with self._lock:
+            self.engine.upsert(self.chunks_collection, points)
+            for i, pid in enumerate(ids):
+                if pid in existing and not force:
+                    self.engine.set_payload(self.chunks_collection, [pid], self._chunk_payload(page, chunks[i], revs))
+        return existing, len(to_embed)
 
     def remove_pages(self, page_ids: Iterable[str]) -> int:
         removed = 0
@@ -289,8 +292,14 @@ def _state(payload: dict[str, Any]) -> PageState:
     )
 
 
-def parse_time(value: str) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def _chunk_ids(page_id: str, texts: Sequence[str]) -> list[str]:
+    """Point ids from the page and each chunk's text (a repeated text counted), so re-indexing is idempotent."""
+    seen: dict[str, int] = {}
+    ids = []
+    for t in texts:
+        seen[t] = seen.get(t, 0) + 1
+        ids.append(chunk_point_id(page_id, t, seen[t]))
+    return ids
 
 
 __all__ = ["WikiIndex", "Hit", "PageState", "UpsertResult", "SearchMode", "open_index", "embed_text",
