@@ -15,7 +15,7 @@ from retrieval.engines import Engine, PointData
 from retrieval.errors import IndexCopyError, LegacyIndexError
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str, int], None]  # collection, points copied so far
+CopyProgress = Callable[[str, int], None]  # collection, points copied so far
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class CopyReport:
 
 
 def copy_collections(src: Engine, dst: Engine, names: Sequence[str], *, replace: bool = False, batch: int = 256,
-                     progress: Progress | None = None) -> CopyReport:
+                     progress: CopyProgress | None = None) -> CopyReport:
     """Copy each named collection of `src` into `dst` with its vectors, payloads and payload indexes.
 
     A collection already in `dst` stops the copy before anything is written, unless `replace`.
@@ -98,7 +98,7 @@ __all__ = ["copy_collections", "migrate_legacy", "CopyReport"]
 
 
 def copy_index(src: Engine, dst: Engine, prefix: str = "wikibot", *, replace: bool = False,
-               progress: Progress | None = None) -> CopyReport:
+               progress: CopyProgress | None = None) -> CopyReport:
     """Copy one index (chunks, pages, meta, and the question log if there is one) between engines."""
     names = [f"{prefix}_{part}" for part in ("chunks", "pages", "meta")]
     if src.collection_exists(f"{prefix}_questions"):
@@ -107,7 +107,7 @@ def copy_index(src: Engine, dst: Engine, prefix: str = "wikibot", *, replace: bo
 
 
 def copy_embedded_index_to(data_dir: Path, url: str, api_key: str = "", prefix: str = "wikibot", *,
-                           replace: bool = False, progress: Progress | None = None) -> CopyReport:
+                           replace: bool = False, progress: CopyProgress | None = None) -> CopyReport:
     """`wikibot copy-index --to URL`: the embedded index under `data_dir` into the Qdrant server at `url`."""
     from retrieval.engines.edge import FOLDER, EdgeEngine
     from retrieval.engines.server import ServerEngine
