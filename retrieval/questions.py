@@ -13,12 +13,12 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from retrieval.embedders import Embedder
-from retrieval.engines import CollectionSpec, Engine, PointData
+from retrieval.engines import CollectionSpec, Engine, PointData, Record
 
 _NORMALIZE = re.compile(r"[\s\W_]+", re.UNICODE)
 
@@ -80,7 +80,8 @@ class QuestionLog:
 
     def add(self, question: str, vector: np.ndarray, *, platform: str, chat_id: str, user_id: str,
             covered: bool, mode: str, page_ids: Sequence[str], spaces: Sequence[str],
-            asked_at: datetime | None = None) -> str:
+            asked_at: datetime | None = None, grounding: float | None = None) -> str:
+        """Log a question; `grounding` is the coverage decision's P(answerable), when there was one."""
         self._ensure()
         qid = str(uuid.uuid4())
         when = asked_at or datetime.now(timezone.utc)
@@ -89,6 +90,8 @@ class QuestionLog:
             "platform": platform, "chat_id": chat_id, "user_id": user_id, "covered": covered,
             "mode": mode, "page_ids": list(page_ids), "spaces": sorted(set(spaces)), "feedback": {},
         }
+        if grounding is not None:
+            payload["grounding"] = round(float(grounding), 4)
         with self._lock:
             self.engine.upsert(self.collection, [PointData(qid, payload, dense=vector.tolist())])
         return qid
@@ -136,6 +139,18 @@ class QuestionLog:
         with self._lock:
             recs = self.engine.retrieve(self.collection, [question_id])
         return dict(recs[0].payload) if recs else None
+
+    def scan(self, *, with_vectors: bool = False, batch: int = 1000) -> Iterator[Record]:
+        """Every logged question (payload, and the question's vector if asked), in storage order."""
+        self._ensure()
+        offset = None
+        while True:
+            with self._lock:
+                recs, offset = self.engine.scroll(self.collection, limit=batch, offset=offset,
+                                                  with_vectors=with_vectors)
+            yield from recs
+            if offset is None:
+                return
 
     def count(self) -> int:
         self._ensure()

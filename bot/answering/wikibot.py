@@ -116,7 +116,8 @@ class WikiBot:
 
         qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
             self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
-        covered = self.coverage.decide(query, hits).covered
+        decision = self.coverage.decide(query, hits)
+        covered = decision.covered
 
         if not covered:
             reply = self._not_covered(hits, lang)
@@ -130,7 +131,8 @@ class WikiBot:
         qid = await asyncio.to_thread(
             self.questions.add, raw, qvec, platform=question.platform, chat_id=question.chat_id,
             user_id=question.user_id, covered=reply.covered, mode=reply.mode,
-            page_ids=[r.page_id for r in reply.references], spaces=[r.space for r in reply.references])
+            page_ids=[r.page_id for r in reply.references], spaces=[r.space for r in reply.references],
+            grounding=decision.probability)
         if question.thread_id:
             self.state.add_turn(_conv_key(question), raw, reply.answer)
         return _replace(reply, others_asked=tuple(others), question_id=qid)

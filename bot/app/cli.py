@@ -279,6 +279,26 @@ def sync(full: bool = typer.Option(False, "--full", help="Re-embed everything (r
 
 
 @app.command()
+def gaps(since: str = typer.Option("30d", help="How far back: 30d, 12h, 8w or a date (empty: everything)."),
+         space: Optional[str] = typer.Option(None, "--space", help="Only this space (shows its limited chats too)."),
+         as_json: bool = typer.Option(False, "--json"),
+         topics: int = typer.Option(20, help="How many topics to list.")) -> None:
+    """What people asked that the wiki could not answer, grouped into topics; how the wiki is used."""
+    from bot.app.owners import gap_report_command
+
+    raise typer.Exit(gap_report_command(_settings(), since=since, space=space, as_json=as_json, topics=topics,
+                                        console=console))
+
+
+@app.command()
+def admin() -> None:
+    """The wiki owners' page (/admin) on its own, over the same data as `serve` (WIKIBOT_ADMIN_TOKEN)."""
+    from bot.app.owners import run_admin
+
+    raise typer.Exit(run_admin(_settings(json_logs=True)))
+
+
+@app.command()
 def serve() -> None:
     """The bot: Feishu and/or Slack adapters, the HTTP endpoints and the sync schedule."""
     from bot.app.serve import run

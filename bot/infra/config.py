@@ -36,6 +36,8 @@ class WikibotSection(Section):
     sync_cron: str = ""
     sync_lease_seconds: float = Field(600.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    admin_token: SecretStr = SecretStr("")  # the owners' page /admin: off while empty
+    digest_cron: str = ""  # the owners' digest of gap topics, e.g. "0 9 * * mon"; empty: off
 
 
 class QdrantSection(Section):
@@ -95,6 +97,18 @@ class RedisSection(Section):
     url: SecretStr = SecretStr("")
 
 
+class AdminSection(Section):
+    """The wiki owners' page and digest (`bot.insights`); the token and schedule are in `[wikibot]`."""
+
+    public_url: str = ""  # where /admin is reached from outside, for the digest's links
+    show_askers: bool = False  # show askers' ids on the page, in `gaps` and in the digest
+    digest_feishu_chat: str = ""  # a Feishu chat_id (oc_…) to post the digest to
+    digest_slack_channel: str = ""  # a Slack channel id (C…) to post the digest to
+    digest_days: int = Field(7, ge=1, le=366)  # the period a digest covers
+    digest_topics: int = Field(8, ge=1, le=50)
+    session_hours: float = Field(12.0, gt=0)  # a browser's login lasts this long
+
+
 
 
 class _SectionEnvSource(PydanticBaseSettingsSource):
@@ -135,6 +149,7 @@ class Settings(BaseSettings):
     access: AccessSection = Field(default_factory=AccessSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     redis: RedisSection = Field(default_factory=RedisSection)
+    admin: AdminSection = Field(default_factory=AdminSection)
 
     _toml_file: Path | None = None
     _environ: dict[str, str] = {}

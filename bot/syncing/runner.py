@@ -16,6 +16,9 @@ from retrieval.index import WikiIndex
 from retrieval.sources import WikiSource
 from retrieval.sync import SyncReport, sync_wiki
 
+SYNC_HISTORY = "sync_history.jsonl"
+HISTORY_KEPT = 50
+
 
 def run_and_record(index: WikiIndex, source: WikiSource, data_dir: Path, **kwargs: Any) -> SyncReport:
     """`sync_wiki`, then the report saved as `last_sync.json` and counted in the metrics, even when
@@ -44,6 +47,12 @@ def save_report(report: SyncReport, data_dir: Path) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(path)
+    history = path.with_name(SYNC_HISTORY)  # the owners' page shows the last few runs
+    lines = history.read_text(encoding="utf-8").splitlines()[-(HISTORY_KEPT - 1):] if history.exists() else []
+    lines.append(json.dumps(report.to_dict(), ensure_ascii=False))
+    tmp = history.with_suffix(".jsonl.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(history)
 
 
 def load_report(data_dir: Path) -> dict[str, Any] | None:
