@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Union
 
+from bot.answering.access import Scope
 from bot.answering.commands import Kind, format_status, parse_command
 from bot.answering.language import detect_language, has_words
 from bot.answering.models import Question, RefResult, Reply
@@ -47,6 +48,7 @@ class Incoming:
     thread_id: str = ""  # the root of the thread the message is in, if any
     message_id: str = ""
     readable: bool = True  # False: a kind of message the bot cannot read (an image, a sticker)
+    group: bool = False  # the answer is seen by others than the asker (a group chat, a channel)
     command: Kind | None = None  # a platform slash command; otherwise parsed from the text
     log_context: Mapping[str, str] = field(default_factory=dict)  # ids for log lines
 
@@ -89,7 +91,10 @@ async def respond(bot: WikiBot, message: Incoming, channel: ReplyChannel) -> Non
             status = await asyncio.to_thread(bot.status)
             await channel.finish(Notice("status", format_status(status, lang), lang))
         elif kind == "ref":
-            await channel.finish(await bot.ref(argument, bot.allowed_spaces_for(message.chat_id)))
+            scope = await _scope(bot, message)
+            await channel.finish(Notice("unsupported", text("access_unknown", lang), lang)
+                                 if scope.nothing and scope.limited
+                                 else await bot.ref(argument, scope.spaces))
         else:
             await _ask(bot, message, argument, lang, channel)
     except Exception:
@@ -101,10 +106,14 @@ async def _ask(bot: WikiBot, message: Incoming, question_text: str, lang: Lang, 
     # a real question shows progress at once; "only a mention" or only emoji is answered at once
     if has_words(question_text) and not await channel.open(lang):
         return
+    scope = await _scope(bot, message)
+    if scope.nothing and scope.limited:  # nothing known readable: say so, rather than "not in the wiki"
+        await channel.finish(Notice("unsupported", text("access_unknown", lang), lang))
+        return
     question = Question(text=question_text, platform=message.platform, user_id=message.user_id,
                         chat_id=message.chat_id, thread_id=message.thread_id or channel.thread_id,
                         message_id=message.message_id or channel.thread_id,
-                        allowed_spaces=bot.allowed_spaces_for(message.chat_id))
+                        allowed_spaces=scope.spaces)
 
     async def on_text(answer_so_far: str) -> None:
         channel.partial(answer_so_far, lang)
@@ -115,6 +124,11 @@ async def _ask(bot: WikiBot, message: Incoming, question_text: str, lang: Lang, 
     log.info(f"{message.platform}: answered", extra={
         **message.log_context, "question_id": reply.question_id, "mode": reply.mode, "covered": reply.covered,
         "delivered": bool(delivered), "seconds": round(time.perf_counter() - started, 3)})
+
+
+async def _scope(bot: WikiBot, message: Incoming) -> Scope:
+    """The spaces this answer may use: the chat's, and in asker mode what its readers may read."""
+    return await bot.access.scope(message.platform, message.user_id, message.chat_id, group=message.group)
 
 
 def _describe(message: Incoming) -> str:

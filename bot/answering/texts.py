@@ -82,6 +82,9 @@ _TEXTS: dict[str, dict[str, str]] = {
                 "en": "(Shortened to fit in a card; see the references for the full text.)"},
     "unsupported": {"zh": "我目前只能读懂文字消息，请用文字描述你的问题。输入 /help 查看用法。",
                     "en": "I can only read text messages; please type your question. Send /help for usage."},
+    "access_unknown": {"zh": "我暂时无法确认你在飞书知识库中的阅读权限，所以这次不能回答。请稍后再试，或联系管理员。",
+                       "en": "I cannot tell right now which wiki pages you may read in Feishu, so I cannot "
+                             "answer this time. Please try again later or ask an administrator."},
     "thanks": {"zh": "感谢反馈！", "en": "Thanks for the feedback!"},
     "unknown_question": {"zh": "这条回答已无法记录反馈。", "en": "Feedback can no longer be recorded here."},
     "asked": {"zh": "{user} 提问：{q}", "en": "{user} asked: {q}"},

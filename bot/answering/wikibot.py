@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 from bot.infra import metrics
 from bot.infra.config import Settings
 from bot.infra.coordination import Coordinator, make_coordinator
+from bot.answering.access import AccessPolicy
 from bot.answering.extractive import quote_block, trim_excerpt
 from bot.answering.language import detect_language, has_words
 from bot.answering.models import Citation, OtherAsked, Question, RefResult, Reference, Reply, Status, Turn
@@ -58,6 +59,10 @@ class WikiBot:
         # retrieval is CPU work, much of it holding the GIL: a few workers, taken in arrival order, keep a
         # burst from starving the event loop (acks) and answer the first askers first
         self._retrieval_pool = ThreadPoolExecutor(max_workers=RETRIEVAL_WORKERS, thread_name_prefix="retrieval")
+        # which spaces an answer may use; `bot.app` gives it a resolver in `[access] mode = "asker"`
+        a = settings.access
+        self.access = AccessPolicy(a.spaces_for, mode=a.mode, cache_seconds=a.cache_seconds,
+                                   max_group_members=a.max_group_members)
 
     def claim(self, key: str, ttl_seconds: float = 7 * 24 * 3600) -> bool:
         """True the first time an event or message id is seen, across restarts and replicas."""

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.adapters import Adapter
 from bot.app.settings import Settings
 from bot.answering.wikibot import WikiBot
+from bot.app.access import install_access
 from bot.app.factories import open_bot, wiki_source
 from bot.infra.metrics import REGISTRY
 
@@ -101,6 +102,9 @@ async def _serve(settings: Settings) -> int:
         await asyncio.to_thread(bot.warm_up)  # so the first question does not pay for lazy loading
     except Exception as exc:  # noqa: BLE001 - an empty or unreachable index: /healthz will say so
         log.warning("warm-up search failed: %s", exc)
+    access = install_access(settings, bot)  # [access] mode = "asker": who may read what, from Feishu
+    if access is not None:
+        await access.warm_up()
     adapters = build_adapters(settings, bot)
     state = ServeState(bot, adapters)
     scheduler = _start_scheduler(settings, bot, state)
@@ -130,6 +134,8 @@ async def _serve(settings: Settings) -> int:
         await _bounded(scheduler.wait_idle())  # never close the index under a sync
     server.should_exit = True
     await _bounded(serving)
+    if access is not None:
+        access.close()
     await bot.aclose()
     log.info("stopped")
     return 0
@@ -142,6 +148,7 @@ def _start_scheduler(settings: Settings, bot: WikiBot, state: ServeState) -> Any
     from bot.syncing.scheduler import start_for_serve
 
     scheduler = start_for_serve(settings, bot, wiki_source(settings))
+    scheduler.after_sync = bot.access.invalidate  # spaces and their readers may have changed
     state.sync_status = scheduler.status
     return scheduler
 

@@ -79,9 +79,16 @@ class AnthropicSection(Section):
 
 
 class AccessSection(Section):
-    """Which wiki spaces a chat may draw answers from. Empty: every synced space."""
+    """Which wiki spaces an answer may draw on (see `bot.answering.access`).
+
+    `chat_spaces` bounds a chat (empty: every synced space). `mode = "asker"` also limits each answer to
+    what its readers may read in Feishu: the asker in a direct message, every member in a group.
+    """
 
     chat_spaces: dict[str, list[str]] = Field(default_factory=dict)
+    mode: Literal["chat", "asker"] = "chat"
+    cache_seconds: float = Field(300.0, ge=0)  # how long a user's readable spaces are trusted
+    max_group_members: int = Field(500, ge=1)  # bigger groups get only what everyone may read
 
     def spaces_for(self, chat_id: str) -> list[str] | None:
         return self.chat_spaces.get(chat_id)

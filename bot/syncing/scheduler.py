@@ -43,6 +43,7 @@ class SyncScheduler:
         self.last_report: SyncReport | None = None
         self.last_skipped: dict[str, str] | None = None  # the last run left to another replica
         self.running = False
+        self.after_sync: Callable[[], None] | None = None  # e.g. drop cached access answers
         if self.cron:
             self._trigger()  # a bad expression fails at start-up, not at the first run
 
@@ -137,6 +138,8 @@ class SyncScheduler:
             log.info("wiki sync: %d added, %d updated, %d unchanged, %d removed, %d skipped, %d failed, "
                      "%d chunks embedded in %.1fs", r.added, r.updated, r.unchanged, r.removed,
                      len(r.skipped), len(r.failed), r.chunks_embedded, r.seconds)
+            if self.after_sync is not None:
+                self.after_sync()
         except SyncSkipped as skipped:
             self.last_skipped = {"at": datetime.now().astimezone().isoformat(timespec="seconds"),
                                  "holder": skipped.holder or ""}

@@ -105,6 +105,7 @@ class FeishuHandler:
     async def _respond(self, msg: MessageIn) -> None:
         incoming = Incoming(text=msg.text, platform="feishu", user_id=msg.user_id, chat_id=msg.chat_id,
                             thread_id=msg.thread_root, message_id=msg.message_id, readable=msg.readable,
+                            group=msg.is_group,
                             log_context={"event_id": msg.event_id, "message_id": msg.message_id,
                                          "chat_id": msg.chat_id, "user_id": msg.user_id})
         stream = CardStream(self.api, msg.message_id, in_thread=msg.is_group, min_interval=self.stream_interval,

@@ -63,7 +63,7 @@ class SlackHandler:
     async def respond_to_message(self, msg: Inbound) -> None:
         """A mention or DM: the answer streams into a reply in the message's thread."""
         incoming = Incoming(text=msg.text, platform="slack", user_id=msg.user_id, chat_id=msg.channel_id,
-                            thread_id=msg.thread_root, message_id=msg.ts,
+                            thread_id=msg.thread_root, message_id=msg.ts, group=not msg.is_dm,
                             log_context={"channel_id": msg.channel_id, "message_ts": msg.ts,
                                          "thread_ts": msg.thread_root, "user_id": msg.user_id})
         stream = MessageStream(self.client, msg.channel_id, msg.thread_root, min_interval=self.stream_interval,
@@ -76,7 +76,8 @@ class SlackHandler:
         header = render.asked_header(cmd.user_id, cmd.text, detect_language(cmd.text))
         stream = MessageStream(self.client, cmd.channel_id, None, min_interval=self.stream_interval,
                                context=f"channel={cmd.channel_id} user={cmd.user_id} command={cmd.command}")
-        await conversation.respond(self.bot, self._incoming(cmd, "ask"),
+        # posted for everyone in the conversation to see (in a DM between people too): a group answer
+        await conversation.respond(self.bot, self._incoming(cmd, "ask", group=True),
                                    SlackChannel(stream, header=header, respond=respond))
 
     async def ref_for_user(self, cmd: SlashCommand, respond: Respond) -> None:
@@ -85,8 +86,9 @@ class SlackHandler:
                                    SlackChannel(None, respond=respond, response_type="ephemeral"))
 
     @staticmethod
-    def _incoming(cmd: SlashCommand, kind: Kind) -> Incoming:
+    def _incoming(cmd: SlashCommand, kind: Kind, group: bool = False) -> Incoming:
         return Incoming(text=cmd.text, platform="slack", user_id=cmd.user_id, chat_id=cmd.channel_id, command=kind,
+                        group=group,
                         log_context={"channel_id": cmd.channel_id, "command": cmd.command, "user_id": cmd.user_id})
 
     # ----- feedback buttons -------------------------------------------------------------------

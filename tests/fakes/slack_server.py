@@ -73,6 +73,8 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []  # {"path", "body"} posted to a response_url
         self.reactions: set[tuple[str, str, str]] = set()
         self.not_in: set[str] = set()  # channels where the bot is not a member (not_in_channel)
+        self.users: dict[str, dict[str, Any]] = {}  # users.info: user id -> the `user` object
+        self.channel_members: dict[str, list[str]] = {}  # conversations.members: channel -> user ids
         self.socket_acks: dict[str, dict[str, Any]] = {}
         self.socket_ack_at: dict[str, float] = {}  # time.monotonic() when each envelope's ack arrived
         self._lock = threading.Lock()
@@ -198,6 +200,23 @@ class FakeSlack:
         thread.sort(key=lambda m: float(m.ts))
         return {"ok": True, "messages": [_wire(m, self.bot_id) for m in thread], "has_more": False,
                 "response_metadata": {"next_cursor": ""}}
+
+    def add_user(self, user_id: str, email: str = "", *, is_bot: bool = False) -> None:
+        self.users[user_id] = {"id": user_id, "team_id": self.team_id, "name": user_id.lower(), "deleted": False,
+                               "is_bot": is_bot, "profile": {"real_name": user_id, **({"email": email} if email else {})}}
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user") or ""))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.channel_members.get(str(args.get("channel") or ""))
+        if members is None:
+            return {"ok": False, "error": "channel_not_found"}
+        limit, start = int(args.get("limit") or 100), int(args.get("cursor") or 0)
+        page, nxt = members[start:start + limit], start + limit
+        return {"ok": True, "members": page,
+                "response_metadata": {"next_cursor": str(nxt) if nxt < len(members) else ""}}
 
     def _m_reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         key = (str(args.get("channel") or ""), str(args.get("timestamp") or ""), str(args.get("name") or ""))

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from tests.fakes.loopback import LoopbackServer
 
-FEATURE_MODULES = ("tests.fakes.feishu.wiki", "tests.fakes.feishu.im")
+FEATURE_MODULES = ("tests.fakes.feishu.wiki", "tests.fakes.feishu.im", "tests.fakes.feishu.contact")
 
 
 @dataclass

@@ -88,7 +88,7 @@ class FakeWiki:
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
             meta = json.loads((d / "_space.json").read_text()) if (d / "_space.json").exists() else {}
             spaces[d.name] = {"space_id": d.name, "name": meta.get("name", d.name), "description": "",
-                              "space_type": "team", "visibility": "private", "top": []}
+                              "space_type": "team", "visibility": meta.get("visibility", "private"), "top": []}
             spaces[d.name]["top"] = self._read_folder(d, d.name, "", nodes)
         by_obj = {n.obj_token: n for n in nodes.values() if n.obj_type != "shortcut"}
         return spaces, nodes, by_obj
