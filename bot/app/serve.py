@@ -23,6 +23,7 @@ from bot.app.settings import Settings
 from bot.answering.wikibot import WikiBot
 from bot.app.access import install_access
 from bot.app.factories import open_bot, wiki_source
+from bot.app.owners import start_owners
 from bot.infra.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ServeState:
     started_at: float = field(default_factory=time.time)
     sync_status: Callable[[], dict[str, Any] | None] = lambda: None
     draining: bool = False
+    extra_routes: list[BaseRoute] = field(default_factory=list)  # /admin (bot/app/owners.py)
 
 
 def build_http_app(state: ServeState) -> Starlette:
@@ -64,6 +66,7 @@ def build_http_app(state: ServeState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/metrics", metrics)]
     for adapter in state.adapters:
         routes.extend(adapter.routes())
+    routes.extend(state.extra_routes)
     return Starlette(routes=routes, middleware=[Middleware(_RefuseWhileDraining, state=state)])
 
 
@@ -108,6 +111,8 @@ async def _serve(settings: Settings) -> int:
     adapters = build_adapters(settings, bot)
     state = ServeState(bot, adapters)
     scheduler = _start_scheduler(settings, bot, state)
+    owners = start_owners(settings, bot)  # the owners' page and the digest schedule
+    state.extra_routes = owners.routes
     app = build_http_app(state)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.wikibot.http_host, port=settings.wikibot.http_port,
                                            log_level="warning", lifespan="off"))
@@ -129,6 +134,7 @@ async def _serve(settings: Settings) -> int:
     log.info("shutting down: no new events, finishing answers in flight (up to %ss)", SHUTDOWN_GRACE_SECONDS)
     if scheduler is not None:
         scheduler.shutdown()  # a running sync stops at its next page boundary
+    owners.shutdown()
     await _bounded(asyncio.gather(*(a.stop() for a in adapters), return_exceptions=True))
     if scheduler is not None:
         await _bounded(scheduler.wait_idle())  # never close the index under a sync

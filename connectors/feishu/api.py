@@ -19,6 +19,8 @@ from typing import Any
 
 import lark_oapi as lark
 from lark_oapi.api.im.v1 import (
+    CreateMessageRequest,
+    CreateMessageRequestBody,
     PatchMessageRequest,
     PatchMessageRequestBody,
     ReplyMessageRequest,
@@ -73,6 +75,18 @@ class FeishuApi:
             return await self._run(self.client.im.v1.message.reply, req)
 
         resp = await self._call("reply", call)
+        return str(resp.data.message_id) if resp.data is not None else ""
+
+    async def send_card(self, chat_id: str, card: dict[str, Any], *, uuid: str) -> str:
+        """Post a card to a chat (not a reply), e.g. the owners' digest; returns the message's id."""
+        body = (CreateMessageRequestBody.builder().receive_id(chat_id).msg_type("interactive")
+                .content(_dumps(card)).uuid(uuid[:50]).build())
+        req = CreateMessageRequest.builder().receive_id_type("chat_id").request_body(body).build()
+
+        async def call() -> Any:
+            return await self._run(self.client.im.v1.message.create, req)
+
+        resp = await self._call("send", call)
         return str(resp.data.message_id) if resp.data is not None else ""
 
     async def update_card(self, message_id: str, card: dict[str, Any]) -> None:

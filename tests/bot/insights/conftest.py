@@ -15,7 +15,7 @@ from retrieval.sources import MarkdownFolderSource
 from retrieval.sync import sync_wiki
 from tests.bot.insights.paraphrases import labelled_questions
 
-NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
+NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 # questions the sample wiki answers (cited pages given), and one it almost answers
 COVERED = [
     ("GPU 集群每人最多能申请几张卡？", "gpu-cluster-rules", "team-ops", "up"),

@@ -119,6 +119,31 @@ class FakeIM:
             self.chat_of[sent.message_id] = chat
         return self.fake.ok(self._message(sent))
 
+    async def create(self, request: Request) -> JSONResponse:
+        """A message sent to a chat (not a reply): `POST /open-apis/im/v1/messages?receive_id_type=chat_id`."""
+        if (err := self.fake.check_auth(request)) is not None:
+            return err
+        if request.query_params.get("receive_id_type") != "chat_id":
+            return self.fake.error(99992402, "field validation failed: receive_id_type", 400)
+        body = await request.json()
+        for s in self.sent:  # the same uuid within an hour is sent once
+            if body.get("uuid") and s.uuid == body["uuid"]:
+                return self.fake.ok(self._message(s))
+        chat = str(body.get("receive_id") or "")
+        if not chat.startswith("oc_"):
+            return self.fake.error(230001, "invalid receive_id", 400)
+        if (limited := self._limit(f"chat:{chat}")) is not None:
+            return limited
+        if (bad := _check_content(body.get("msg_type", ""), body.get("content", ""))) is not None:
+            return bad
+        sent = Sent(f"om_bot{next(_ids):08d}", "", chat, body["msg_type"], body["content"], False,
+                    str(body.get("uuid") or ""), time.time())
+        with self._lock:
+            self.sent.append(sent)
+            self.by_id[sent.message_id] = sent
+            self.chat_of[sent.message_id] = chat
+        return self.fake.ok(self._message(sent))
+
     async def patch(self, request: Request) -> JSONResponse:
         if (err := self.fake.check_auth(request)) is not None:
             return err
@@ -237,6 +262,7 @@ def routes(fake: Any) -> list[BaseRoute]:
     fake.im = im
     return [Route("/open-apis/bot/v3/info", im.bot_info, methods=["GET"]),
             Route("/open-apis/im/v1/messages/{message_id}/reply", im.reply, methods=["POST"]),
+            Route("/open-apis/im/v1/messages", im.create, methods=["POST"]),
             Route("/open-apis/im/v1/messages/{message_id}", im.patch, methods=["PATCH"]),
             Route("/callback/ws/endpoint", im.ws_endpoint, methods=["POST"]),
             WebSocketRoute("/ws/v2", im.ws)]
