@@ -96,11 +96,15 @@ class AccessPolicy:
         return Scope(tuple(sorted(allowed)), limited)
 
     def invalidate(self) -> None:
-        """Drop every cached answer (a sync ran: spaces or their members may have changed)."""
-        self._readable.clear()
-        self._members.clear()
+        """A sync ran (spaces or their members may have changed): forget, and let the resolver re-read."""
+        self.forget()
         if self.resolver is not None:
             self.resolver.invalidate()
+
+    def forget(self) -> None:
+        """Drop every cached readable set and member list (the resolver learnt something new)."""
+        self._readable.clear()
+        self._members.clear()
 
     # ----- resolution, cached -------------------------------------------------------------------
     async def _user(self, platform: str, user_id: str) -> frozenset[str] | None:

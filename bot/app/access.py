@@ -82,6 +82,7 @@ def install_access(settings: Any, bot: WikiBot, *, clock: Any = None) -> WikiAcc
     kw = {"clock": clock} if clock is not None else {}
     feishu = FeishuAccess(FeishuApi(f.app_id, f.app_secret.get_secret_value(), f.domain), f.wiki_spaces,
                           snapshot_seconds=max(settings.access.cache_seconds, 60.0), **kw)
+    feishu.on_refresh = bot.access.forget  # answers cached from the old space readers are dropped
     slack = None
     if settings.slack.enabled:
         from connectors.slack.app import make_client

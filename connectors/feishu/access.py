@@ -11,8 +11,8 @@ app itself, unless we hold that user's OAuth token), but it can read who a space
   groups (`openchat`);
 - `GET /open-apis/im/v1/chats/:chat_id/members` expands a chat group grant to its people.
 
-That much is precomputed into a `Snapshot` (per space, not per asker) and re-read after a sync or when it
-is older than `snapshot_seconds`. Per asker there remains who they are: `GET /contact/v3/users/:id`
+That much is precomputed into a `Snapshot` (per space, not per asker) and re-read in the background after
+a sync and every `snapshot_seconds`. Per asker there remains who they are: `GET /contact/v3/users/:id`
 (user id, union id, e-mail, departments) and `GET /contact/v3/departments/parent` for each department's
 ancestors (cached); a Slack asker is first found by e-mail (`POST /contact/v3/users/batch_get_id`).
 """
@@ -34,6 +34,7 @@ USER_KEYS = {"openid": "open_id", "userid": "user_id", "unionid": "union_id", "e
 DEPARTMENT = "opendepartmentid"
 CHAT = "openchat"
 ROOT_DEPARTMENT = "0"  # the whole company
+SNAPSHOT_CALLS_AT_ONCE = 4  # the wiki member API allows ~100 calls a minute; rate limits are waited out
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,19 @@ class Snapshot:
 
 
 class FeishuAccess:
-    def __init__(self, api: FeishuApi, spaces: Sequence[str] = (), *, snapshot_seconds: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    """Readable spaces per Feishu user. The space readers are one `Snapshot`, re-read in the background
+    (after `invalidate()`, from 80% of `snapshot_seconds`), so questions never wait for it, except the
+    very first and when it is older than `max_age_factor` × `snapshot_seconds` (Feishu unreachable that
+    long): then it is read again or, failing that, nothing is known (the caller fails closed)."""
+
+    def __init__(self, api: FeishuApi, spaces: Sequence[str] = (), *, snapshot_seconds: float = 300.0,
+                 max_age_factor: float = 12.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.spaces = tuple(spaces)  # the synced spaces (empty: every space the app sees)
         self.snapshot_seconds = snapshot_seconds
+        self.max_age = snapshot_seconds * max_age_factor
         self.clock = clock
+        self.on_refresh: Callable[[], None] | None = None  # e.g. drop answers cached from the old snapshot
         self._snapshot: Snapshot | None = None
         self._generation = 0  # bumped by invalidate(); a refresh begun before it does not count
         self._fresh_generation = -1
@@ -91,20 +99,28 @@ class FeishuAccess:
 
     # ----- the precomputed part ---------------------------------------------------------------------
     async def snapshot(self) -> Snapshot:
-        """The space readers: re-read when missing, invalidated or older than `snapshot_seconds`, and in the
-        background from 80% of that age, so a steady flow of questions never waits for it."""
         snap = self._snapshot
-        if snap is not None and self._fresh_generation == self._generation:
-            age = self.clock() - snap.at
-            if age <= self.snapshot_seconds:
-                if age > 0.8 * self.snapshot_seconds:
-                    self._start_refresh()
-                return snap
-        return await asyncio.shield(self._start_refresh())
+        if snap is None or self.clock() - snap.at > self.max_age:
+            return await asyncio.shield(self._start_refresh())
+        if self._fresh_generation != self._generation or self.clock() - snap.at > 0.8 * self.snapshot_seconds:
+            self._start_refresh()
+        return snap
 
     def invalidate(self) -> None:
+        """Spaces or their members may have changed (a sync ran): re-read them now, in the background."""
         self._generation += 1
         self._parents.clear()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next snapshot() starts it
+        self._start_refresh()
+
+    async def settled(self) -> None:
+        """Wait for a refresh in progress, if any (its failure is logged, not raised)."""
+        task = self._refreshing
+        if task is not None:
+            await asyncio.wait({task})
 
     def _start_refresh(self) -> asyncio.Task[Snapshot]:
         if self._refreshing is None or self._refreshing.done():
@@ -115,6 +131,8 @@ class FeishuAccess:
     async def _refresh(self, generation: int) -> Snapshot:
         snap = await self._read_snapshot()
         self._snapshot, self._fresh_generation = snap, generation
+        if self.on_refresh is not None:
+            self.on_refresh()
         return snap
 
     async def _read_snapshot(self) -> Snapshot:
@@ -123,16 +141,25 @@ class FeishuAccess:
         spaces = [s async for s in self._pages("wiki spaces", "/open-apis/wiki/v2/spaces", "items", counter)]
         everyone: set[str] = set()
         grants: dict[tuple[str, str], set[str]] = {}
+        private = []
         for space in spaces:
             sid = str(space.get("space_id") or "")
             if not sid or (wanted and sid not in wanted):
                 continue
             if space.get("visibility") == "public":
                 everyone.add(sid)
-                continue
+            else:
+                private.append(sid)
+        gate = asyncio.Semaphore(SNAPSHOT_CALLS_AT_ONCE)
+
+        async def members(sid: str) -> list[tuple[str, str]]:
             uri = f"/open-apis/wiki/v2/spaces/{quote(sid, safe='')}/members"
-            async for m in self._pages(f"members of space {sid}", uri, "members", counter):
-                key = (str(m.get("member_type") or ""), str(m.get("member_id") or ""))
+            async with gate:
+                return [(str(m.get("member_type") or ""), str(m.get("member_id") or ""))
+                        async for m in self._pages(f"members of space {sid}", uri, "members", counter)]
+
+        for sid, keys in zip(private, await asyncio.gather(*(members(sid) for sid in private)), strict=True):
+            for key in keys:
                 if key == (DEPARTMENT, ROOT_DEPARTMENT):
                     everyone.add(sid)
                 grants.setdefault(key, set()).add(sid)

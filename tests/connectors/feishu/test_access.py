@@ -148,8 +148,23 @@ async def test_a_permission_change_is_seen_after_the_cache_expires_or_a_sync(ask
     assert SALARY_URL in await ask(h, "工资每月几号发放？", BOB)  # cached: no Feishu call on a warm cache
     assert len([r for r in h.fake.requests[calls:] if "/im/v1/messages" not in r[1]]) == 0
     clock.now += h.settings.access.cache_seconds + 1  # both the asker's cache and the space readers expire
+    await ask(h, "工资每月几号发放？", BOB)  # answered at once from the old readers; a re-read starts
+    await access.feishu.settled()
     assert SALARY_URL not in await ask(h, "工资每月几号发放？", BOB)
 
     h.fake.directory.share("hr", "openid", BOB)  # type: ignore[attr-defined]
-    h.bot.access.invalidate()  # what a finished sync does
+    h.bot.access.invalidate()  # what a finished sync does: the readers are re-read at once
+    await access.feishu.settled()
+    assert SALARY_URL in await ask(h, "工资每月几号发放？", BOB)
+
+
+async def test_a_sync_re_reads_the_space_readers_in_the_background(asker):
+    h, access = asker
+    await access.warm_up()
+    calls = h.fake.count("/members", "GET")
+    access.feishu.invalidate()
+    await access.feishu.settled()
+    assert h.fake.count("/members", "GET") > calls
+    h.fake.inject("/open-apis/wiki/v2/spaces", times=100, status=400, code=99991672, msg="scope not granted")
+    access.feishu.invalidate()  # the re-read fails: the last readers are kept, questions are not held up
     assert SALARY_URL in await ask(h, "工资每月几号发放？", BOB)
