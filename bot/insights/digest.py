@@ -81,8 +81,10 @@ class DigestJob:
             log.info("digest skipped: %s holds the digest lease", await asyncio.to_thread(c.lease_holder, LEASE))
             return None
         posted: dict[str, str] = {}
+        claimed = False
         try:
-            if not await asyncio.to_thread(c.claim, period, max(self.period_seconds, 86400.0)):
+            claimed = await asyncio.to_thread(c.claim, period, max(self.period_seconds, 86400.0))
+            if not claimed:
                 log.info("digest skipped: the digest of %s was posted already", now.isoformat())
                 return None
             digest = await asyncio.to_thread(build_digest, self.insights, days=self.days, topics=self.topics,
@@ -96,12 +98,14 @@ class DigestJob:
             self.last = {"at": now.isoformat(), "topics": len(digest.topics), "posted": sorted(posted)}
             return posted
         finally:
-            await asyncio.to_thread(self._hand_back)
+            await asyncio.to_thread(self._hand_back, claimed)
 
-    def _hand_back(self) -> None:
+    def _hand_back(self, settle: bool) -> None:
+        """Release the lease; after this period's run, keep it settled for most of the period."""
         try:
             self.coordinator.release_lease(LEASE, self.owner)
-            self.coordinator.acquire_lease(LEASE, self.owner + SETTLED, 0.9 * self.period_seconds)
+            if settle:
+                self.coordinator.acquire_lease(LEASE, self.owner + SETTLED, 0.9 * self.period_seconds)
         except Exception as exc:  # noqa: BLE001 - it lapses by itself
             log.warning("could not hand back the digest lease: %s", exc)
 
