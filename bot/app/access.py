@@ -35,7 +35,8 @@ class WikiAccess:
             email = await self.slack.email(user_id)
             open_id = await self.feishu.open_id_by_email(email) if email else ""
             if not open_id:
-                log.info("access: slack user %s has no Feishu account (by e-mail): tenant-wide pages only", user_id)
+                log.info("access: slack user %s has no Feishu account (by e-mail): tenant-wide pages only",
+                         user_id)
                 return await self.feishu.everyone_spaces()
             return await self.feishu.readable_spaces(open_id)
         return None

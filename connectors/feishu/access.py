@@ -199,7 +199,8 @@ class FeishuAccess:
 
     async def open_id_by_email(self, email: str) -> str:
         """The Feishu user with this e-mail ('' if none)."""
-        data = await self.api.request_json("user by e-mail", "POST", "/open-apis/contact/v3/users/batch_get_id",
+        data = await self.api.request_json("user by e-mail", "POST",
+                                           "/open-apis/contact/v3/users/batch_get_id",
                                            query={"user_id_type": "open_id"}, body={"emails": [email]})
         for item in data.get("user_list") or []:
             if str(item.get("email") or "").lower() == email.lower() and item.get("user_id"):
@@ -212,9 +213,10 @@ class FeishuAccess:
     # ----- helpers ------------------------------------------------------------------------------
     async def _ancestors(self, department: str) -> frozenset[str]:
         if department not in self._parents:
+            query = {"department_id": department, "department_id_type": "open_department_id"}
             found = [str(d.get("open_department_id") or "") async for d in self._pages(
-                f"parents of department {department}", "/open-apis/contact/v3/departments/parent", "items", [0],
-                query={"department_id": department, "department_id_type": "open_department_id"})]
+                f"parents of department {department}", "/open-apis/contact/v3/departments/parent", "items",
+                [0], query=query)]
             self._parents[department] = frozenset(d for d in found if d)
         return self._parents[department]
 

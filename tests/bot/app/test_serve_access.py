@@ -32,7 +32,8 @@ def serve_asker(tmp_path: Path, feishu_wiki: FakeFeishu) -> Iterator[ServeProces
         proc.kill()
 
 
-async def test_serve_answers_each_asker_from_what_they_may_read(serve_asker: ServeProcess, feishu_wiki: FakeFeishu):
+async def test_serve_answers_each_asker_from_what_they_may_read(serve_asker: ServeProcess,
+                                                                feishu_wiki: FakeFeishu):
     await wait_until(lambda: (serve_asker.health().get("sync") or {}).get("last"), 60, interval=0.1)
     assert feishu_wiki.count(f"/open-apis/wiki/v2/spaces/{SPACE}/members") >= 1  # read at start-up
 

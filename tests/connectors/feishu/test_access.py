@@ -20,9 +20,12 @@ from tests.connectors.feishu.fixtures import *  # noqa: F403
 from tests.connectors.feishu.fixtures import URL_BASE, FeishuHarness, open_harness
 from tests.fakes.feishu import FakeFeishu
 
-ALICE, BOB, CAROL = "ou_alice000000000000000000000001", "ou_bob00000000000000000000000002", "ou_carol0000000000000000000000003"
-FALCON = Page("falcon", "Falcon 项目发布计划", "# Falcon 项目发布计划\n\nFalcon 项目计划在十一月二十日对外发布，"
-              "发布前需要完成安全评审和法务审批，对外口径由市场部统一。", space="nda", url=URL_BASE + "wikcnFalcon")
+ALICE = "ou_alice000000000000000000000001"
+BOB = "ou_bob00000000000000000000000002"
+CAROL = "ou_carol0000000000000000000000003"
+FALCON = Page("falcon", "Falcon 项目发布计划", "# Falcon 项目发布计划\n\nFalcon 项目计划在十一月二十日"
+              "对外发布，发布前需要完成安全评审和法务审批，对外口径由市场部统一。", space="nda",
+              url=URL_BASE + "wikcnFalcon")
 SALARY_URL, FALCON_URL, VPN_URL = URL_BASE + "wikcnSalary", URL_BASE + "wikcnFalcon", URL_BASE + "wikcnVPN"
 
 
@@ -76,7 +79,8 @@ async def asker(tmp_path: Path, fake_feishu: FakeFeishu, embedder: Embedder,
         await harness.close()
 
 
-async def ask(h: FeishuHarness, question: str, user: str, *, chat_type: str = "p2p", chat_id: str = "") -> str:
+async def ask(h: FeishuHarness, question: str, user: str, *, chat_type: str = "p2p",
+              chat_id: str = "") -> str:
     event = h.im.message_event(question, user=user, chat_type=chat_type, mention_bot=chat_type != "p2p",
                                chat_id=chat_id or f"oc_dm_{user[3:8]}")
     return (await h.ask(event)).text()
@@ -116,7 +120,8 @@ async def test_others_asked_shows_only_questions_the_asker_could_read(asker):
 
 async def test_feishu_failing_fails_closed_to_what_everyone_may_read(asker):
     h, _ = asker
-    h.fake.inject("/open-apis/contact/v3/users/", times=50, status=400, code=99991672, msg="scope not granted")
+    h.fake.inject("/open-apis/contact/v3/users/", times=50, status=400, code=99991672,
+                  msg="scope not granted")
     bob = await ask(h, "工资每月几号发放？", BOB)
     assert SALARY_URL not in bob
     assert VPN_URL in await ask(h, "VPN 连接失败怎么办？", BOB)  # the public space still answers
@@ -126,7 +131,8 @@ async def test_without_any_access_information_the_bot_says_so(tmp_path: Path, fa
                                                                embedder: Embedder):
     fake_feishu.wiki.root = wiki_folder(tmp_path / "wiki")  # type: ignore[attr-defined]
     directory(fake_feishu)
-    fake_feishu.inject("/open-apis/wiki/v2/spaces", times=100, status=400, code=99991672, msg="scope not granted")
+    fake_feishu.inject("/open-apis/wiki/v2/spaces", times=100, status=400, code=99991672,
+                       msg="scope not granted")
     h = await open_harness(tmp_path, fake_feishu, embedder, extra={"ACCESS_MODE": "asker"})
     access = install_access(h.settings, h.bot)
     assert access is not None

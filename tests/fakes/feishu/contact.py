@@ -66,7 +66,8 @@ class Directory:
                                         if m["member_id"] != member_id]
 
 
-def _page(request: Request, items: list[Any], scope: str, cap: int) -> tuple[list[Any], dict[str, Any]] | JSONResponse:
+def _page(request: Request, items: list[Any], scope: str,
+          cap: int) -> tuple[list[Any], dict[str, Any]] | JSONResponse:
     try:
         size = int(request.query_params.get("page_size", 20))
         token = request.query_params.get("page_token", "")
