@@ -20,3 +20,8 @@ def chunk_point_id(page_id: str, text: str, occurrence: int) -> str:
 def page_point_id(page_id: str) -> str:
     """The id of a page's record in the pages collection."""
     return str(uuid.uuid5(_NS, f"page\x00{page_id}"))
+
+
+def skip_point_id(page_id: str) -> str:
+    """The id of a skipped page's note in the meta collection (see `retrieval.sync`)."""
+    return str(uuid.uuid5(_NS, f"skipped\x00{page_id}"))

@@ -27,7 +27,7 @@ class PageStub:
     edited_at: datetime | None = None
     version: str = ""  # the source's own change marker (e.g. edit time + object token)
     kind: str = "page"  # the source's type name (docx, sheet, ...)
-    skip_reason: str = ""  # non-empty: listed but not indexable; reported, never fetched
+    skip_reason: str = ""  # non-empty: listed but not indexable (why, in words); reported, never fetched
 
     @property
     def fingerprint(self) -> str:
@@ -37,6 +37,16 @@ class PageStub:
                      self.edited_at.isoformat() if self.edited_at else ""):
             h.update(part.encode("utf-8") + b"\x00")
         return h.hexdigest()[:32]
+
+
+class PageSkipped(Exception):
+    """Raised by `fetch_page` for a page that is listed but cannot be indexed as it is now (a file too
+    big or in a format nobody can read). The sync reports it as skipped with `reason`, never as failed,
+    drops any older indexed version, and does not fetch it again until its stub changes."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -51,7 +61,7 @@ class WikiSource(Protocol):
 
     def list_pages(self) -> Listing: ...
 
-    def fetch_page(self, stub: PageStub) -> Page: ...
+    def fetch_page(self, stub: PageStub) -> Page: ...  # may raise PageSkipped
 
 
 class MarkdownFolderSource:

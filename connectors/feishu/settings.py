@@ -19,6 +19,8 @@ class FeishuSection(Section):
     wiki_spaces: list[str] = Field(default_factory=list)
     wiki_url_base: str = ""
     docs_requests_per_second: float = Field(4.0, gt=0)
+    wiki_file_max_mb: float = Field(100.0, gt=0)  # uploaded files bigger than this are skipped
+    wiki_file_timeout_seconds: float = Field(120.0, gt=0)  # download + text extraction, per file
 
     @field_validator("wiki_spaces", mode="before")
     @classmethod

@@ -1,12 +1,16 @@
 """Reading a Feishu wiki through lark-oapi, within Feishu's rate limits.
 
-Every call goes through `WikiClient._call`, which spaces requests out (docx APIs: `docs_rps`, 5/s
-documented; node listing: 100/min documented) and follows the Open API policy of
+Every call goes through `WikiClient._call`, which spaces requests out (docx and legacy doc APIs:
+`docs_rps`, 5/s documented; node listing: 100/min documented; sheets, Bitable and drive downloads each
+their own limiter, `API_RATES`) and follows the Open API policy of
 `connectors.feishu.openapi` (rate-limit waits shared by every thread through the limiter, one token
 drop, network retries); anything else is a `FeishuApiError`, pinned on one page or one listing.
 
 Bodies are read as plain JSON (`response.raw.content`) rather than the SDK's typed models, so string
-ids and new block types pass through untouched.
+ids and new block types pass through untouched. APIs without a typed wrapper in lark-oapi (legacy doc,
+sheets v2 values) go through its generic `request`. A drive file is the one exception to the SDK: its
+`download` reads the whole body into memory with no limit, so `download` streams it with `requests`
+(what lark-oapi itself uses) under the SDK's own tenant token, stopping at the size cap.
 """
 
 from __future__ import annotations
@@ -14,17 +18,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import lark_oapi as lark
 import requests
 from lark_oapi.api.docx.v1 import ListDocumentBlockRequest
 from lark_oapi.api.wiki.v2 import ListSpaceNodeRequest, ListSpaceRequest
 from lark_oapi.core.exception import NoAuthorizationException, ObtainAccessTokenException
+from lark_oapi.core.token.manager import TokenManager
 
 from connectors.feishu.openapi import (
+    Answer,
     Attempts,
     FeishuApiError,
     FeishuAuthError,
@@ -37,6 +43,24 @@ log = logging.getLogger(__name__)
 
 NODES_PAGE_SIZE = 50  # the API's maximum
 BLOCKS_PAGE_SIZE = 500  # the API's maximum
+# requests per second for the other API families (sheets values: 100/s documented, sheets query and
+# Bitable reads: 20/s, drive download: 5/s (unverified)); kept under the documented figures
+API_RATES: dict[str, float] = {"sheets": 10.0, "bitable": 10.0, "drive": 4.0}
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class TooLarge(Exception):
+    """A download passed its size cap; nothing more was read."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(f"larger than the {cap / 1e6:.3g} MB cap" + (f" ({size / 1e6:.3g} MB)" if size else ""))
+        self.size, self.cap = size, cap
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    name: str  # from Content-Disposition, may be empty
+    size: int
 
 
 class RateLimiter:
@@ -105,13 +129,19 @@ class WikiNode:
 class WikiClient:
     def __init__(self, app_id: str, app_secret: str, domain: str = "https://open.feishu.cn", *,
                  docs_requests_per_second: float = 4.0, list_requests_per_minute: float = 90.0,
+                 api_requests_per_second: Mapping[str, float] | None = None,
                  timeout: float = 30.0, max_rate_limit_waits: int = 8,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.app_id = app_id
+        self.domain = domain.rstrip("/")
+        self.timeout = timeout
         self._lark = (lark.Client.builder().app_id(app_id).app_secret(app_secret)
-                      .domain(domain.rstrip("/")).timeout(timeout).log_level(lark.LogLevel.WARNING).build())
+                      .domain(self.domain).timeout(timeout).log_level(lark.LogLevel.WARNING).build())
         self._docs_limiter = RateLimiter(docs_requests_per_second, sleep=sleep)
         self._list_limiter = RateLimiter(list_requests_per_minute / 60.0, burst=10, sleep=sleep)
+        rates = {**API_RATES, **(api_requests_per_second or {})}
+        self._limiters = {"docs": self._docs_limiter, "list": self._list_limiter,
+                          **{k: RateLimiter(v, burst=2, sleep=sleep) for k, v in rates.items()}}
         self._policy = Policy(max_rate_limit_waits=max_rate_limit_waits)
         self._sleep = sleep
 
@@ -152,13 +182,69 @@ class WikiClient:
         return [b for items in self._pages(f"read document {document_id}", self._lark.docx.v1.document_block.list,
                                            build, self._docs_limiter) for b in items]
 
+    def get(self, what: str, uri: str, family: str, paths: Mapping[str, str] | None = None,
+            queries: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One GET through lark-oapi's generic request (`:name` in `uri` filled from `paths`, encoded):
+        the answer's `data`. `family` picks the rate limiter (docs, sheets, bitable, drive)."""
+        return self._call(what, self._lark.request, _get_request(uri, paths, queries), self._limiters[family])
+
+    def get_pages(self, what: str, uri: str, family: str, paths: Mapping[str, str] | None = None,
+                  queries: Mapping[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """The `items` of each result page of a paged GET (`page_token` / `has_more`)."""
+        def build(token: str) -> Any:
+            return _get_request(uri, paths, {**(queries or {}), **({"page_token": token} if token else {})})
+
+        for data in self._data_pages(what, self._lark.request, build, self._limiters[family]):
+            yield list(data.get("items") or [])
+
+    def download(self, what: str, uri: str, dest: IO[bytes], max_bytes: int, deadline: float) -> Downloaded:
+        """Stream a drive file into `dest`, at most `max_bytes` (`TooLarge` past it) and until
+        `deadline` (time.monotonic; `TimeoutError` past it). Rate limits and token refusals as `_call`."""
+        attempts = Attempts(self._policy)
+        limiter = self._limiters["drive"]
+        while True:
+            limiter.acquire()
+            try:
+                token = TokenManager.get_self_tenant_token(self._lark.config)
+            except (ObtainAccessTokenException, NoAuthorizationException) as exc:
+                raise FeishuAuthError(what, int(getattr(exc, "code", -1) or -1),
+                                      f"cannot get a tenant access token: {getattr(exc, 'msg', exc)}") from None
+            try:
+                with requests.get(self.domain + uri, headers={"Authorization": f"Bearer {token}"}, stream=True,
+                                  timeout=self.timeout) as resp:
+                    if resp.status_code == 200 and not resp.headers.get("content-type", "").startswith(
+                            "application/json"):
+                        return _stream(resp, dest, max_bytes, deadline)
+                    answer = _answer(resp)
+            except requests.RequestException as exc:
+                decision = attempts.after_error(exc)
+                if decision.action == "fail":
+                    raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
+                self._sleep(decision.delay)
+                continue
+            decision = attempts.after_answer(answer)
+            if decision.action == "wait":
+                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, decision.delay)
+                limiter.pause(decision.delay)
+                self._sleep(decision.delay)
+            elif decision.action == "new_token":
+                forget_tenant_token(self.app_id)
+            elif decision.action == "retry":
+                self._sleep(decision.delay)
+            else:
+                raise FeishuApiError(what, answer.code, decision.reason, answer.status)
+
     def _pages(self, what: str, send: Callable[[Any], Any], build: Callable[[str], Any],
                limiter: RateLimiter) -> Iterator[list[dict[str, Any]]]:
-        """The `items` of each result page, following `page_token` while `has_more`."""
+        for data in self._data_pages(what, send, build, limiter):
+            yield list(data.get("items") or [])
+
+    def _data_pages(self, what: str, send: Callable[[Any], Any], build: Callable[[str], Any],
+                    limiter: RateLimiter) -> Iterator[dict[str, Any]]:
         token, seen = "", set()
         while True:
             data = self._call(what, send, build(token), limiter)
-            yield list(data.get("items") or [])
+            yield data
             token = str(data.get("page_token") or "")
             if not data.get("has_more") or not token:
                 return
@@ -196,3 +282,53 @@ class WikiClient:
                 self._sleep(decision.delay)
             else:
                 raise FeishuApiError(what, answer.code, decision.reason, answer.status)
+
+
+def _get_request(uri: str, paths: Mapping[str, str] | None, queries: Mapping[str, Any] | None) -> Any:
+    b = (lark.BaseRequest.builder().http_method(lark.HttpMethod.GET).uri(uri)
+         .token_types({lark.AccessTokenType.TENANT}).paths(dict(paths or {})))
+    if queries:
+        b = b.queries([(str(k), str(v)) for k, v in queries.items()])
+    return b.build()
+
+
+def _stream(resp: requests.Response, dest: IO[bytes], max_bytes: int, deadline: float) -> Downloaded:
+    declared = int(resp.headers.get("content-length") or 0)
+    if declared > max_bytes:
+        raise TooLarge(declared, max_bytes)
+    size = 0
+    for chunk in resp.iter_content(DOWNLOAD_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(0, max_bytes)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"download not finished in time ({size / 1e6:.1f} MB read)")
+        dest.write(chunk)
+    return Downloaded(_file_name(resp.headers.get("content-disposition", "")), size)
+
+
+def _file_name(disposition: str) -> str:
+    """The file name of a Content-Disposition header (RFC 6266 `filename*=UTF-8''…` preferred)."""
+    from email.message import Message
+    from urllib.parse import unquote
+
+    if not disposition:
+        return ""
+    msg = Message()
+    msg["content-disposition"] = disposition
+    name = msg.get_filename() or ""
+    return unquote(name) if "%" in name else name
+
+
+def _answer(resp: requests.Response) -> Answer:
+    """A non-file answer of the download API (an error, or a rate limit) as the policy reads it."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict) or "code" not in body:
+        body = {"code": -1, "msg": f"unexpected answer (HTTP {resp.status_code})"}
+    code = body.get("code")
+    return Answer(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+                  int(code) if isinstance(code, int) or str(code).lstrip("-").isdigit() else -1,
+                  str(body.get("msg") or ""), dict(body.get("data") or {}), body)

@@ -1,18 +1,23 @@
 """Docx blocks → markdown, keeping the structure the chunker cuts on.
 
 Headings, lists (nested), code with its language, quotes, callouts, tables, links, to-dos and
-dividers survive as markdown; blocks with no text of their own (images, files, embedded sheets...)
-are dropped, but their child blocks, if any, are still rendered so no text is lost.
+dividers survive as markdown. Blocks that point elsewhere keep what a reader would take from them:
+an embedded sheet or Bitable table is read through its own API (`Embeds`) and rendered as a table, an
+image keeps its caption with a link to the page it sits on, a mentioned document its title and link,
+an iframe or link preview its URL, a file block its name, a synced block its text (read from its
+source document when only referenced). Other blocks without text of their own are dropped, but their
+child blocks, if any, are still rendered so no text is lost.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 PAGE, TEXT, BULLET, ORDERED, CODE, QUOTE, EQUATION, TODO = 1, 2, 12, 13, 14, 15, 16, 17
 CALLOUT, DIVIDER, TABLE, TABLE_CELL, QUOTE_CONTAINER = 19, 22, 31, 32, 34
+BITABLE, FILE, IFRAME, IMAGE, SHEET, LINK_PREVIEW, SOURCE_SYNCED, REFERENCE_SYNCED = 18, 23, 26, 27, 30, 48, 49, 50
 HEADINGS = range(3, 12)  # heading1 .. heading9
 _HEADING_LIKE = re.compile(r"^(#{1,6}\s)", re.MULTILINE)  # plain text that markdown would read as a heading
 TEXT_KEYS = {PAGE: "page", TEXT: "text", BULLET: "bullet", ORDERED: "ordered", CODE: "code", QUOTE: "quote",
@@ -27,6 +32,16 @@ CODE_LANGUAGES = [
     "scss", "sql", "scala", "scheme", "scratch", "shell", "swift", "thrift", "typescript", "vbscript",
     "vbnet", "xml", "yaml", "cmake", "diff", "gherkin", "graphql", "glsl", "properties", "solidity", "toml",
 ]  # index + 1 = Feishu's code language id
+
+
+class Embeds(Protocol):
+    """Reads what a docx block only points at; each returns markdown ("" when there is nothing)."""
+
+    def sheet(self, token: str) -> str: ...  # `<spreadsheet token>_<sheet id>`
+
+    def bitable(self, token: str) -> str: ...  # `<app token>_<table id>`
+
+    def synced(self, document_id: str, block_id: str) -> str: ...  # a synced block's source
 
 
 def code_language(lang_id: Any) -> str:
@@ -76,8 +91,10 @@ def _styled(text: str, style: dict[str, Any]) -> str:
 
 
 class _Renderer:
-    def __init__(self, blocks: list[dict[str, Any]]) -> None:
+    def __init__(self, blocks: list[dict[str, Any]], embeds: Embeds | None = None, page_url: str = "") -> None:
         self.by_id = {str(b.get("block_id")): b for b in blocks}
+        self.embeds = embeds
+        self.page_url = page_url
 
     def children(self, block: dict[str, Any]) -> list[dict[str, Any]]:
         return [self.by_id[c] for c in block.get("children") or [] if c in self.by_id]
@@ -139,7 +156,32 @@ class _Renderer:
             return "---"
         if kind == TABLE:
             return self.table(b)
-        return self.render_many(kids)  # page, grid, grid column, unknown containers; no text of their own
+        if kind in (SHEET, BITABLE, IMAGE, IFRAME, LINK_PREVIEW, FILE, REFERENCE_SYNCED):
+            return _join(self.pointer(b, kind), self.render_many(kids))
+        return self.render_many(kids)  # page, grid, grid column, source synced, unknown containers
+
+    def pointer(self, b: dict[str, Any], kind: Any) -> str:
+        """A block that points elsewhere, as what a reader would take from it."""
+        payload = b.get(_POINTER_KEYS[kind]) or {}
+        if kind == SHEET:
+            return self.embeds.sheet(str(payload.get("token") or "")) if self.embeds and payload.get("token") else ""
+        if kind == BITABLE:
+            return self.embeds.bitable(str(payload.get("token") or "")) if self.embeds and payload.get("token") else ""
+        if kind == IMAGE:
+            caption = " ".join(str((payload.get("caption") or {}).get("content") or "").split())
+            if not caption:
+                return ""
+            return f"[图片：{_link_text(caption)}]({self.page_url})" if self.page_url else f"（图片：{caption}）"
+        if kind in (IFRAME, LINK_PREVIEW):
+            url = unquote(str((payload.get("component") or payload).get("url") or ""))
+            return f"<{url}>" if url.startswith(("http://", "https://")) else ""
+        if kind == FILE:
+            name = str(payload.get("name") or "").strip()
+            return f"附件：{name}" if name else ""
+        if self.children(b) or not self.embeds:  # a reference synced block whose blocks came along
+            return ""
+        doc, block = str(payload.get("source_document_id") or ""), str(payload.get("source_block_id") or "")
+        return self.embeds.synced(doc, block) if doc and block else ""
 
     def table(self, b: dict[str, Any]) -> str:
         prop = (b.get("table") or {}).get("property") or {}
@@ -176,11 +218,27 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line.strip() else ">" for line in text.split("\n")) if text.strip() else ""
 
 
-def blocks_to_markdown(blocks: list[dict[str, Any]]) -> str:
-    """A document's flat block list (as the blocks API returns it) as one markdown text."""
+_POINTER_KEYS = {SHEET: "sheet", BITABLE: "bitable", IMAGE: "image", IFRAME: "iframe", LINK_PREVIEW: "link_preview",
+                 FILE: "file", REFERENCE_SYNCED: "reference_synced"}
+
+
+def _link_text(text: str) -> str:
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
+def render_subtree(blocks: list[dict[str, Any]], block_id: str) -> str:
+    """One block of a document and what is under it (a synced block's source), without embeds."""
+    r = _Renderer(blocks)
+    b = r.by_id.get(block_id)
+    return r.render_many(r.children(b)) if b is not None else ""
+
+
+def blocks_to_markdown(blocks: list[dict[str, Any]], embeds: Embeds | None = None, page_url: str = "") -> str:
+    """A document's flat block list (as the blocks API returns it) as one markdown text; `embeds`
+    reads embedded sheets, Bitables and synced blocks, `page_url` is what an image links to."""
     if not blocks:
         return ""
-    r = _Renderer(blocks)
+    r = _Renderer(blocks, embeds, page_url)
     root = next((b for b in blocks if b.get("block_type") == PAGE), None)
     if root is None:  # no page block: render the blocks without a known parent, in order
         roots = [b for b in blocks if str(b.get("parent_id") or "") not in r.by_id]

@@ -4,19 +4,29 @@ A page's id is its document's `obj_token`: it survives moves inside and between 
 is the same document wherever it sits), and a shortcut carries its target's `obj_token`, so one
 document is one page however many nodes point at it. The breadcrumb and URL come from the node
 the document sits at, so a moved page keeps one copy with its new place.
+
+Kinds read: `docx` (blocks, with embedded sheets / Bitables read through their APIs), `sheet` (every
+sheet, rows with their column names), `bitable` (every table's records), `file` (downloaded, text
+taken out of PDF, Word, PowerPoint, Excel, Markdown, text), legacy `doc` (its raw content). Each
+page's version is the node's `obj_edit_time` (which every kind moves on an edit) with its node token,
+so a re-sync without changes downloads nothing. Not read, and reported so: `mindnote` and `slides`
+(no Open API returns their content), and shortcuts to documents outside the synced spaces.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from retrieval.sources import Listing, PageStub
-from connectors.feishu.wiki.docx import blocks_to_markdown
+from connectors.feishu.wiki.bitable import read_base, read_embedded_base
+from connectors.feishu.wiki.docx import blocks_to_markdown, render_subtree
 from connectors.feishu.wiki.client import FeishuApiError, FeishuAuthError, WikiClient, WikiNode
+from connectors.feishu.wiki.files import FileLimits, read_file
+from connectors.feishu.wiki.sheets import read_embedded_sheet, read_spreadsheet
 from retrieval.pages import Page
 
 if TYPE_CHECKING:
@@ -24,8 +34,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READABLE = {"docx"}
+READABLE = {"docx", "sheet", "bitable", "file", "doc"}
+NOT_READABLE = {
+    "mindnote": "mind maps: no Open API returns a mindnote's content",
+    "slides": "slides: no Open API returns a presentation's content",
+}
 SHORTCUT = "shortcut"
+LEGACY_DOC = "/open-apis/doc/v2/:doc_token/raw_content"
+NO_ACCESS_STATUS = (403, 404)  # an embedded object the app may not read (or that is gone): left out
 
 
 @dataclass(frozen=True)
@@ -37,10 +53,12 @@ class _Placed:
 class FeishuWikiSource:
     source_id = "feishu"
 
-    def __init__(self, client: WikiClient, spaces: Sequence[str] = (), url_base: str = "") -> None:
+    def __init__(self, client: WikiClient, spaces: Sequence[str] = (), url_base: str = "",
+                 file_limits: FileLimits | None = None) -> None:
         self.client = client
         self.spaces = list(spaces)
         self.url_base = url_base or "https://feishu.cn/wiki/"
+        self.file_limits = file_limits or FileLimits()
         self._nodes: dict[str, WikiNode] = {}
 
     @classmethod
@@ -49,7 +67,8 @@ class FeishuWikiSource:
                             docs_requests_per_second=feishu.docs_requests_per_second)
         if not feishu.wiki_url_base:
             log.warning("FEISHU_WIKI_URL_BASE is not set; page links use https://feishu.cn/wiki/<node>")
-        return cls(client, feishu.wiki_spaces, feishu.wiki_url_base)
+        limits = FileLimits(int(feishu.wiki_file_max_mb * 1_000_000), feishu.wiki_file_timeout_seconds)
+        return cls(client, feishu.wiki_spaces, feishu.wiki_url_base, limits)
 
     # ----- listing -----------------------------------------------------------------------------
     def list_pages(self) -> Listing:
@@ -102,34 +121,80 @@ class FeishuWikiSource:
                 if n.origin_node_token in origins:
                     continue  # indexed once, where the document itself sits
                 # its target lies outside the synced spaces: reported, not indexed (not ours to expose)
-                stubs.append(self._stub(p, skip_reason="shortcut"))
+                stubs.append(self._stub(p, kind=SHORTCUT,
+                                        skip_reason="a shortcut to a page outside the synced spaces"))
                 continue
             if n.obj_type not in READABLE:
-                stubs.append(self._stub(p, skip_reason=n.obj_type or "unknown"))
+                reason = NOT_READABLE.get(n.obj_type, f"{n.obj_type or 'unknown'}: a node type wikibot does not read")
+                stubs.append(self._stub(p, skip_reason=reason))
                 continue
             nodes[n.obj_token] = n
             stubs.append(self._stub(p))
         self._nodes = nodes
         return stubs
 
-    def _stub(self, p: _Placed, skip_reason: str = "") -> PageStub:
+    def _stub(self, p: _Placed, skip_reason: str = "", kind: str = "") -> PageStub:
         n = p.node
         return PageStub(
             id=n.obj_token or n.node_token, title=n.title or "(untitled)", space=n.space_id, path=p.path,
             url=self.url_base + n.node_token, edited_at=_time(n.obj_edit_time),
-            version=f"{n.obj_edit_time}:{n.node_token}", kind=n.obj_type, skip_reason=skip_reason,
+            version=f"{n.obj_edit_time}:{n.node_token}", kind=kind or n.obj_type or "unknown",
+            skip_reason=skip_reason,
         )
 
     # ----- content -----------------------------------------------------------------------------
     def fetch_page(self, stub: PageStub) -> Page:
+        """The page's text by its kind; `PageSkipped` for a file that cannot be read."""
         node = self._nodes.get(stub.id)
-        blocks = self.client.blocks(stub.id)
+        kind = stub.kind
+        if kind == "sheet":
+            body = read_spreadsheet(self.client, stub.id)
+        elif kind == "bitable":
+            body = read_base(self.client, stub.id)
+        elif kind == "file":
+            body = read_file(self.client, stub.id, stub.title, self.file_limits)
+        elif kind == "doc":
+            data = self.client.get(f"read legacy document {stub.id}", LEGACY_DOC, "docs", {"doc_token": stub.id})
+            body = str(data.get("content") or "")
+        else:
+            body = blocks_to_markdown(self.client.blocks(stub.id), _Embeds(self.client), stub.url)
         return Page(
-            id=stub.id, title=stub.title, body=blocks_to_markdown(blocks), space=stub.space, path=stub.path,
+            id=stub.id, title=stub.title, body=body, space=stub.space, path=stub.path,
             url=stub.url, edited_at=stub.edited_at,
             source_meta={"obj_type": stub.kind, "node_token": node.node_token if node else "",
                          "obj_edit_time": node.obj_edit_time if node else ""},
         )
+
+
+class _Embeds:
+    """What a docx page's blocks point at, read through the owning APIs. An object the app may not
+    read, or that is gone, is left out (the page is still indexed); any other error fails the page,
+    so the next sync tries it again."""
+
+    def __init__(self, client: WikiClient) -> None:
+        self.client = client
+
+    def sheet(self, token: str) -> str:
+        return self._read(f"embedded sheet {token}", lambda: read_embedded_sheet(self.client, token))
+
+    def bitable(self, token: str) -> str:
+        return self._read(f"embedded base {token}", lambda: read_embedded_base(self.client, token))
+
+    def synced(self, document_id: str, block_id: str) -> str:
+        return self._read(f"synced block {block_id} of {document_id}",
+                          lambda: render_subtree(self.client.blocks(document_id), block_id))
+
+    @staticmethod
+    def _read(what: str, read: Callable[[], str]) -> str:
+        try:
+            return read()
+        except FeishuAuthError:
+            raise
+        except FeishuApiError as exc:
+            if exc.status not in NO_ACCESS_STATUS:
+                raise
+            log.info("%s left out: %s", what, exc)
+            return ""
 
 
 def _time(epoch_seconds: str) -> datetime | None:

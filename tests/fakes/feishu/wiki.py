@@ -8,6 +8,8 @@ pages between two syncs by changing files:
                                          front matter: title, obj_token, edited (epoch s), hidden
       <node>.blocks.json                 a docx page as raw blocks: {"title": ..., "blocks": [...]}
       <node>.sheet|.bitable|.mindnote|.file|.doc|.slides   another type; first line = title
+      <node>.sheet.json|.bitable.json|.file.json|.doc.json   that type with content, served by
+                                         `objects.py` (sheets v2/v3, Bitable v1, drive download, doc v2)
       <node>.shortcut                    a shortcut: {"origin": "<node token>"}
       <node>/                            the children of <node>, next to its file
 
@@ -60,6 +62,7 @@ class Node:
     body: str = ""
     raw_blocks: list[dict[str, Any]] | None = None
     children: list[Node] = field(default_factory=list)
+    data: dict[str, Any] | None = None  # a sheet's, base's, file's or legacy doc's content (objects.py)
 
 
 class FakeWiki:
@@ -126,6 +129,10 @@ def _parse_node(f: Path, space: str, parent: str, token: str, ext: str) -> Node 
         d = json.loads(text)
         return Node(space, token, parent, "docx", d.get("title", token), int(d.get("edited", mtime)), f,
                     d.get("obj_token") or _obj_token("doxcn", token), raw_blocks=d["blocks"])
+    if ext.endswith(".json") and ext[:-5] in OTHER_TYPES:
+        kind, d = ext[:-5], json.loads(text)
+        return Node(space, token, parent, kind, str(d.get("title") or token), int(d.get("edited", mtime)), f,
+                    str(d.get("obj_token") or _obj_token(OTHER_TYPES[kind], token)), bool(d.get("hidden")), data=d)
     if ext in OTHER_TYPES:
         title = text.strip().splitlines()[0] if text.strip() else token
         return Node(space, token, parent, ext, title, mtime, f, _obj_token(OTHER_TYPES[ext], token))
@@ -393,7 +400,9 @@ def routes(fake: Any) -> list[Route]:
                  for b in blocks_of(n) for k in b if isinstance(b.get(k), dict)]
         return fake.ok({"content": "\n".join(t for t in texts if t) + "\n"})
 
-    return [
+    from tests.fakes.feishu import objects
+
+    return objects.routes(fake, wiki) + [
         Route("/open-apis/wiki/v2/spaces", list_spaces, methods=["GET"]),
         Route("/open-apis/wiki/v2/spaces/get_node", get_node, methods=["GET"]),
         Route("/open-apis/wiki/v2/spaces/{space_id}", get_space, methods=["GET"]),

@@ -75,6 +75,31 @@ class WikiFolder:
             {"title": title, "edited": self.clock, "blocks": blocks}, ensure_ascii=False))
         return self.doc_id(path)
 
+    def _object(self, space: str, path: str, kind: str, prefix: str, content: dict[str, Any]) -> str:
+        import json
+
+        self.clock += 60
+        self._file(space, path, f"{kind}.json").write_text(
+            json.dumps({"edited": self.clock, **content}, ensure_ascii=False), encoding="utf-8")
+        return _obj_token(prefix, path.rsplit("/", 1)[-1])
+
+    def sheet(self, space: str, path: str, title: str, sheets: list[dict[str, Any]]) -> str:
+        """A spreadsheet: [{"sheet_id", "title", "rows": [[...]]}]; returns its token (= page id)."""
+        return self._object(space, path, "sheet", "shtcn", {"title": title, "sheets": sheets})
+
+    def bitable(self, space: str, path: str, title: str, tables: list[dict[str, Any]]) -> str:
+        """A base: [{"table_id", "name", "fields": [{"field_name", "type"}], "records": [{"fields": {}}]}]."""
+        return self._object(space, path, "bitable", "bascn", {"title": title, "tables": tables})
+
+    def file(self, space: str, path: str, name: str, data: bytes) -> str:
+        """An uploaded file called `name` (the node's title) with these bytes."""
+        token = path.rsplit("/", 1)[-1]
+        self._file(space, path, "file.json").with_name(f"_{token}.bin").write_bytes(data)
+        return self._object(space, path, "file", "boxcn", {"title": name, "blob": f"_{token}.bin"})
+
+    def legacy_doc(self, space: str, path: str, title: str, content: str) -> str:
+        return self._object(space, path, "doc", "doccn", {"title": title, "content": content})
+
     def other(self, space: str, path: str, obj_type: str, title: str) -> None:
         self._file(space, path, obj_type).write_text(title + "\n", encoding="utf-8")
 
@@ -87,7 +112,7 @@ class WikiFolder:
         src = self.root.joinpath(space, *path.split("/")[:-1])
         dst = self.root.joinpath(to_space, *[p for p in to_parent.split("/") if p])
         dst.mkdir(parents=True, exist_ok=True)
-        for f in src.glob(f"{token}.*"):
+        for f in [*src.glob(f"{token}.*"), *src.glob(f"_{token}.bin")]:
             f.rename(dst / f.name)
         if (src / token).is_dir():
             (src / token).rename(dst / token)
@@ -95,7 +120,7 @@ class WikiFolder:
     def delete(self, space: str, path: str) -> None:
         token = path.rsplit("/", 1)[-1]
         folder = self.root.joinpath(space, *path.split("/")[:-1])
-        for f in folder.glob(f"{token}.*"):
+        for f in [*folder.glob(f"{token}.*"), *folder.glob(f"_{token}.bin")]:
             f.unlink()
         if (folder / token).is_dir():
             shutil.rmtree(folder / token)
@@ -166,8 +191,11 @@ def index(make_index: Any) -> WikiIndex:
 @pytest.fixture
 def make_source(fake: FakeFeishu) -> Any:
     def make(spaces: tuple[str, ...] = (SPACE,), **client_kw: Any) -> FeishuWikiSource:
-        kw = {"docs_requests_per_second": 1000.0, "list_requests_per_minute": 60000.0, **client_kw}
-        return FeishuWikiSource(WikiClient(fake.app_id, fake.app_secret, fake.url, **kw), spaces, URL_BASE)
+        file_limits = client_kw.pop("file_limits", None)
+        kw = {"docs_requests_per_second": 1000.0, "list_requests_per_minute": 60000.0,
+              "api_requests_per_second": {"sheets": 1000.0, "bitable": 1000.0, "drive": 1000.0}, **client_kw}
+        return FeishuWikiSource(WikiClient(fake.app_id, fake.app_secret, fake.url, **kw), spaces, URL_BASE,
+                                file_limits)
 
     return make
 

@@ -139,17 +139,16 @@ def test_a_listing_that_fails_part_way_deletes_nothing(fake, index, source, wiki
 def test_unreadable_types_are_reported_and_shortcuts_are_not_indexed_twice(index, make_source, wiki, handbook):
     wiki.space(OTHER_SPACE, "Private")
     elsewhere = wiki.page(OTHER_SPACE, "secret", "只在另一个空间里。\n", title="Secret")
-    wiki.other(SPACE, "budget", "sheet", "预算表")
-    wiki.other(SPACE, "ml/board", "bitable", "任务看板")
     wiki.other(SPACE, "ops/map", "mindnote", "架构脑图")
-    wiki.other(SPACE, "legacy", "doc", "旧版文档")
+    wiki.other(SPACE, "deck", "slides", "季度汇报")
     wiki.shortcut(SPACE, "ops/lora-link", "lora")  # to a page that is synced anyway
     wiki.shortcut(SPACE, "secret-link", "secret")  # to a page in a space that is not synced
     report = run_sync(index, make_source((SPACE,)))
     assert report.added == 5 and report.ok
     assert sorted((s["type"], s["page"]) for s in report.skipped) == [
-        ("bitable", "任务看板"), ("doc", "旧版文档"), ("mindnote", "架构脑图"), ("sheet", "预算表"),
-        ("shortcut", "Secret")]
+        ("mindnote", "架构脑图"), ("shortcut", "Secret"), ("slides", "季度汇报")]
+    assert all(s["reason"] for s in report.skipped)
+    assert "no Open API" in next(s["reason"] for s in report.skipped if s["type"] == "mindnote")
     states = index.page_states()
     assert elsewhere not in states and len(states) == 5
     assert index.page_states()[handbook["lora"]].chunk_ids  # indexed once, at its origin
