@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.infra.metrics import ACCESS_FALLBACKS
+
 log = logging.getLogger(__name__)
 MEMBER_LOOKUPS_AT_ONCE = 8
 
@@ -91,6 +93,7 @@ class AccessPolicy:
                 readable = None
         limited = readable is None
         if readable is None:
+            ACCESS_FALLBACKS.labels(platform).inc()
             readable = await self._everyone()
         allowed = readable if configured is None else readable & frozenset(configured)
         return Scope(tuple(sorted(allowed)), limited)

@@ -22,3 +22,6 @@ EVENTS_REJECTED = Counter("wikibot_events_rejected_total", "Events failing verif
 SYNC_RUNS = Counter("wikibot_sync_runs_total", "Sync runs by result", ["result"], registry=REGISTRY)
 SYNC_PAGES = Counter("wikibot_sync_pages_total", "Pages seen by sync, by outcome", ["outcome"], registry=REGISTRY)
 FEEDBACK = Counter("wikibot_feedback_total", "Feedback clicks", ["platform", "value"], registry=REGISTRY)
+ACCESS_FALLBACKS = Counter("wikibot_access_fallbacks_total",
+                           "Answers limited to tenant-wide spaces because access could not be determined",
+                           ["platform"], registry=REGISTRY)

@@ -14,6 +14,7 @@ import pytest
 
 from bot.answering.texts import text
 from bot.app.access import WikiAccess, install_access
+from bot.infra.metrics import ACCESS_FALLBACKS
 from retrieval.embedders import Embedder
 from retrieval.pages import Page
 from tests.connectors.feishu.fixtures import *  # noqa: F403
@@ -122,8 +123,10 @@ async def test_feishu_failing_fails_closed_to_what_everyone_may_read(asker):
     h, _ = asker
     h.fake.inject("/open-apis/contact/v3/users/", times=50, status=400, code=99991672,
                   msg="scope not granted")
+    before = ACCESS_FALLBACKS.labels("feishu")._value.get()
     bob = await ask(h, "工资每月几号发放？", BOB)
     assert SALARY_URL not in bob
+    assert ACCESS_FALLBACKS.labels("feishu")._value.get() == before + 1  # operators see it in /metrics
     assert VPN_URL in await ask(h, "VPN 连接失败怎么办？", BOB)  # the public space still answers
 
 
