@@ -258,3 +258,10 @@ def test_docx_pages_keep_embedded_sheets_bitables_images_mentions_iframes_and_sy
     assert hit is not None and hit.url == URL_BASE + "infra"
     blocks = fake.count(f"/documents/{doc}/blocks")
     assert run_sync(index, source).unchanged == 4 and fake.count(f"/documents/{doc}/blocks") == blocks
+
+
+def test_a_file_that_takes_too_long_is_skipped_with_the_reason(fake, index, make_source, wiki):
+    token = wiki.file(SPACE, "slow", "slow.pdf", make_pdf([["slow"]], padding_bytes=3_000_000))
+    report = run_sync(index, make_source(file_limits=FileLimits(max_bytes=10_000_000, timeout_seconds=0.001)))
+    assert report.ok and [(s["id"], s["type"]) for s in report.skipped] == [(token, "file")]
+    assert "took longer than" in report.skipped[0]["reason"] or "too long" in report.skipped[0]["reason"]
