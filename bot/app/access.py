@@ -8,6 +8,7 @@ in the tenant may read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class WikiAccess:
     def __init__(self, feishu: "FeishuAccess", slack: "SlackPeople | None" = None) -> None:
         self.feishu = feishu
         self.slack = slack
+        self._warming: asyncio.Task[None] | None = None
 
     async def readable_spaces(self, platform: str, user_id: str) -> frozenset[str] | None:
         if platform == "feishu":
@@ -61,7 +63,14 @@ class WikiAccess:
         except Exception as exc:  # noqa: BLE001
             log.warning("access: could not read the wiki spaces' readers yet (%s)", exc)
 
+    def start_warm_up(self) -> None:
+        """`warm_up` in the background: a big wiki's readers take a while (questions meanwhile wait for
+        that same read), and start-up, health and acknowledgements must not."""
+        self._warming = asyncio.create_task(self.warm_up())
+
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         self.feishu.api.close()
 
 

@@ -107,7 +107,7 @@ async def _serve(settings: Settings) -> int:
         log.warning("warm-up search failed: %s", exc)
     access = install_access(settings, bot)  # [access] mode = "asker": who may read what, from Feishu
     if access is not None:
-        await access.warm_up()
+        access.start_warm_up()
     adapters = build_adapters(settings, bot)
     state = ServeState(bot, adapters)
     scheduler = _start_scheduler(settings, bot, state)
