@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.feishu.api import FeishuApi
+from connectors.feishu.openapi import RATE_LIMITED, TOKEN_REJECTED, FeishuApiError
 
 log = logging.getLogger(__name__)
 USER_KEYS = {"openid": "open_id", "userid": "user_id", "unionid": "union_id", "email": "email"}
@@ -155,8 +156,15 @@ class FeishuAccess:
         async def members(sid: str) -> list[tuple[str, str]]:
             uri = f"/open-apis/wiki/v2/spaces/{quote(sid, safe='')}/members"
             async with gate:
-                return [(str(m.get("member_type") or ""), str(m.get("member_id") or ""))
-                        async for m in self._pages(f"members of space {sid}", uri, "members", counter)]
+                try:
+                    return [(str(m.get("member_type") or ""), str(m.get("member_id") or ""))
+                            async for m in self._pages(f"members of space {sid}", uri, "members", counter)]
+                except FeishuApiError as exc:
+                    if _passing(exc):
+                        raise  # Feishu unreachable: keep the last snapshot rather than a lesser one
+                    log.warning("feishu access: members of space %s unreadable (%s): readable by nobody "
+                                "but its public readers until they are", sid, exc)
+                    return []
 
         for sid, keys in zip(private, await asyncio.gather(*(members(sid) for sid in private)), strict=True):
             for key in keys:
@@ -165,7 +173,14 @@ class FeishuAccess:
                 grants.setdefault(key, set()).add(sid)
         chats = {}
         for kind, chat_id in [k for k in grants if k[0] == CHAT]:
-            chats[chat_id] = frozenset(await self._chat_members(chat_id, counter))
+            try:
+                chats[chat_id] = frozenset(await self._chat_members(chat_id, counter))
+            except FeishuApiError as exc:
+                if _passing(exc):
+                    raise
+                log.warning("feishu access: chat %s (granted a space) unreadable (%s; is the bot in it?): "
+                            "its members get nothing through it", chat_id, exc)
+                chats[chat_id] = frozenset()
         snap = Snapshot(frozenset(everyone), grants, chats, at=self.clock(), calls=counter[0])
         log.info("feishu access: %d spaces, %d public, %d grants (%d Open API calls)", len(spaces),
                  len(everyone), sum(len(v) for v in grants.values()), snap.calls)
@@ -238,6 +253,11 @@ class FeishuAccess:
             token = str(data.get("page_token") or "")
             if not data.get("has_more") or not token:
                 return
+
+
+def _passing(exc: FeishuApiError) -> bool:
+    """A failure that says nothing about the resource (network, server error, rate limit, token)."""
+    return exc.code in (-1, RATE_LIMITED, *TOKEN_REJECTED) or (exc.status or 0) >= 500
 
 
 def _log_failure(task: asyncio.Task[Snapshot]) -> None:

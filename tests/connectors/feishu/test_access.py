@@ -177,3 +177,12 @@ async def test_a_sync_re_reads_the_space_readers_in_the_background(asker):
     h.fake.inject("/open-apis/wiki/v2/spaces", times=100, status=400, code=99991672, msg="scope not granted")
     access.feishu.invalidate()  # the re-read fails: the last readers are kept, questions are not held up
     assert SALARY_URL in await ask(h, "工资每月几号发放？", BOB)
+
+
+async def test_a_space_whose_members_cannot_be_listed_is_read_by_nobody_else(asker):
+    h, _ = asker
+    h.fake.inject("/open-apis/wiki/v2/spaces/hr/members", times=100, status=400, code=131006,
+                  msg="permission denied: wiki space permission denied")
+    h.fake.directory.share("nda", "openchat", "oc_gone")  # type: ignore[attr-defined]  # the bot is not in it
+    assert SALARY_URL not in await ask(h, "工资每月几号发放？", BOB)
+    assert FALCON_URL in await ask(h, "Falcon 项目什么时候发布？", ALICE)  # the rest of the readers stand
