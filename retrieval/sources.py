@@ -63,6 +63,10 @@ class WikiSource(Protocol):
 
     def fetch_page(self, stub: PageStub) -> Page: ...  # may raise PageSkipped
 
+    # Optional: `refine_versions(stubs, recorded_meta_by_page_id) -> stubs`, called after listing, may
+    # add to a stub's version what only the last fetch knew (its `source_meta`); a page fetched with
+    # `source_meta["version"]` is recorded under that version.
+
 
 class MarkdownFolderSource:
     """A folder of markdown pages (the bundled sample wiki, `wikibot index PATH`, tests and benchmarks).

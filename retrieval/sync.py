@@ -97,6 +97,7 @@ def sync_wiki(index: WikiIndex, source: WikiSource, *, full: bool = False, progr
             return report.finish(t0)
         index.ensure_collections(rebuild=True)
     states = index.page_states()
+    listing = _refine(source, listing, states)
     skips = _SkipNotes(index, source.source_id)
     listed, to_fetch = _plan(listing, states, skips, source.source_id, report)
     total = len(listing.stubs)
@@ -116,6 +117,19 @@ def _list(source: WikiSource, report: SyncReport) -> Listing:
         listing = Listing([], complete=False, errors=[str(exc)])
     report.listing_complete, report.errors = listing.complete, list(listing.errors)
     return listing
+
+
+def _refine(source: WikiSource, listing: Listing, states: dict[str, PageState]) -> Listing:
+    """A source may add to its stubs' versions what only the last fetch knew (`refine_versions`: e.g.
+    the edit times of objects embedded in a page), given the metadata each page was indexed with."""
+    refine = getattr(source, "refine_versions", None)
+    if refine is None or not listing.stubs:
+        return listing
+    try:
+        return replace(listing, stubs=refine(listing.stubs, {pid: st.meta for pid, st in states.items()}))
+    except Exception as exc:  # noqa: BLE001 - the listed versions stay: more pages fetched, none stale
+        log.warning("refining the listed versions failed: %s", exc)
+        return listing
 
 
 def _plan(listing: Listing, states: dict[str, PageState], skips: _SkipNotes, source_id: str,
@@ -212,7 +226,9 @@ def _unchanged(state: PageState | None, stub: PageStub, source_id: str) -> bool:
 
 def _apply(index: WikiIndex, page: Page, stub: PageStub, source_id: str, state: PageState | None,
            report: SyncReport) -> None:
-    meta = {**page.source_meta, "source": source_id, "listed": stub.fingerprint}
+    version = page.source_meta.get("version")  # the source may know more at fetch than at listing
+    listed = replace(stub, version=version).fingerprint if version else stub.fingerprint
+    meta = {**page.source_meta, "source": source_id, "listed": listed}
     result = index.upsert_page(replace(page, source_meta=meta))
     report.chunks_embedded += result.chunks_embedded
     if not result.changed:

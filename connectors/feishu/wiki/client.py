@@ -188,6 +188,12 @@ class WikiClient:
         the answer's `data`. `family` picks the rate limiter (docs, sheets, bitable, drive)."""
         return self._call(what, self._lark.request, _get_request(uri, paths, queries), self._limiters[family])
 
+    def post(self, what: str, uri: str, family: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One POST through lark-oapi's generic request (a query with a JSON body): the answer's `data`."""
+        req = (lark.BaseRequest.builder().http_method(lark.HttpMethod.POST).uri(uri)
+               .token_types({lark.AccessTokenType.TENANT}).body(body).build())
+        return self._call(what, self._lark.request, req, self._limiters[family])
+
     def get_pages(self, what: str, uri: str, family: str, paths: Mapping[str, str] | None = None,
                   queries: Mapping[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
         """The `items` of each result page of a paged GET (`page_token` / `has_more`)."""

@@ -9,7 +9,9 @@ Kinds read: `docx` (blocks, with embedded sheets / Bitables read through their A
 sheet, rows with their column names), `bitable` (every table's records), `file` (downloaded, text
 taken out of PDF, Word, PowerPoint, Excel, Markdown, text), legacy `doc` (its raw content). Each
 page's version is the node's `obj_edit_time` (which every kind moves on an edit) with its node token,
-so a re-sync without changes downloads nothing. Not read, and reported so: `mindnote` and `slides`
+so a re-sync without changes downloads nothing. A docx page that embeds sheets, Bitables or synced
+blocks also carries their latest edit times (drive `metas/batch_query`, one call per 200 objects per
+sync), since editing an embedded object does not move the page's own edit time. Not read, and reported so: `mindnote` and `slides`
 (no Open API returns their content), and shortcuts to documents outside the synced spaces.
 """
 
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retrieval.sources import Listing, PageStub
 from connectors.feishu.wiki.bitable import read_base, read_embedded_base
@@ -41,6 +43,8 @@ NOT_READABLE = {
 }
 SHORTCUT = "shortcut"
 LEGACY_DOC = "/open-apis/doc/v2/:doc_token/raw_content"
+METAS = "/open-apis/drive/v1/metas/batch_query"
+METAS_PER_CALL = 200  # the API's maximum
 NO_ACCESS_STATUS = (403, 404)  # an embedded object the app may not read (or that is gone): left out
 
 
@@ -156,31 +160,81 @@ class FeishuWikiSource:
         elif kind == "doc":
             data = self.client.get(f"read legacy document {stub.id}", LEGACY_DOC, "docs", {"doc_token": stub.id})
             body = str(data.get("content") or "")
-        else:
-            body = blocks_to_markdown(self.client.blocks(stub.id), _Embeds(self.client), stub.url)
-        return Page(
-            id=stub.id, title=stub.title, body=body, space=stub.space, path=stub.path,
-            url=stub.url, edited_at=stub.edited_at,
-            source_meta={"obj_type": stub.kind, "node_token": node.node_token if node else "",
-                         "obj_edit_time": node.obj_edit_time if node else ""},
-        )
+        meta = {"obj_type": stub.kind, "node_token": node.node_token if node else "",
+                "obj_edit_time": node.obj_edit_time if node else ""}
+        if kind == "docx":
+            embeds = _Embeds(self.client)
+            body = blocks_to_markdown(self.client.blocks(stub.id), embeds, stub.url)
+            meta["version"] = _base_version(stub.version)
+            if embeds.read:  # the version these embedded objects were read at
+                meta["embeds"] = ",".join(sorted(embeds.read))
+                meta["version"] = _with_embeds(meta["version"], embeds.read, self._edit_times(embeds.read))
+        return Page(id=stub.id, title=stub.title, body=body, space=stub.space, path=stub.path,
+                    url=stub.url, edited_at=stub.edited_at, source_meta=meta)
+
+    # ----- embedded objects' versions -----------------------------------------------------------
+    def refine_versions(self, stubs: list[PageStub], recorded: dict[str, dict[str, Any]]) -> list[PageStub]:
+        """Docx stubs whose page embedded other objects when last read get those objects' edit times
+        in their version, so an edit inside an embedded sheet re-reads the page. If the times cannot
+        be had, the stubs stay as listed (those pages are read again: never stale, only slower)."""
+        embeds = {s.id: set(filter(None, str(recorded.get(s.id, {}).get("embeds") or "").split(",")))
+                  for s in stubs if s.kind == "docx" and not s.skip_reason}
+        wanted = set().union(*embeds.values()) if embeds else set()
+        if not wanted:
+            return stubs
+        try:
+            times = self._edit_times(wanted)
+        except FeishuAuthError:
+            raise
+        except FeishuApiError as exc:
+            log.warning("cannot read the edit times of embedded objects (%s); their pages are read again", exc)
+            return stubs
+        return [replace(s, version=_with_embeds(s.version, embeds[s.id], times)) if embeds.get(s.id) else s
+                for s in stubs]
+
+    def _edit_times(self, objects: set[str]) -> dict[str, str]:
+        """`type:token` → latest_modify_time (epoch seconds), "" for an object the app cannot see."""
+        out = dict.fromkeys(objects, "")
+        ordered = sorted(objects)
+        for i in range(0, len(ordered), METAS_PER_CALL):
+            docs = [{"doc_token": o.partition(":")[2], "doc_type": o.partition(":")[0]}
+                    for o in ordered[i:i + METAS_PER_CALL]]
+            data = self.client.post(f"read the edit times of {len(docs)} embedded objects", METAS, "drive",
+                                    {"request_docs": docs, "with_url": False})
+            for m in data.get("metas") or []:
+                key = f"{m.get('doc_type')}:{m.get('doc_token')}"
+                if key in out:
+                    out[key] = str(m.get("latest_modify_time") or "")
+        return out
+
+
+def _base_version(version: str) -> str:
+    return version.partition("|")[0]
+
+
+def _with_embeds(version: str, objects: set[str], times: dict[str, str]) -> str:
+    return version + "|" + ",".join(f"{o}@{times.get(o, '')}" for o in sorted(objects))
 
 
 class _Embeds:
-    """What a docx page's blocks point at, read through the owning APIs. An object the app may not
-    read, or that is gone, is left out (the page is still indexed); any other error fails the page,
-    so the next sync tries it again."""
+    """What a docx page's blocks point at, read through the owning APIs (`read`: the objects, as
+    `type:token`). An object the app may not read, or that is gone, is left out (the page is still
+    indexed); any other error fails the page, so the next sync tries it again."""
 
     def __init__(self, client: WikiClient) -> None:
         self.client = client
+        self.read: set[str] = set()
 
     def sheet(self, token: str) -> str:
+        self.read.add("sheet:" + token.rpartition("_")[0])
         return self._read(f"embedded sheet {token}", lambda: read_embedded_sheet(self.client, token))
 
     def bitable(self, token: str) -> str:
+        self.read.add("bitable:" + token.rpartition("_")[0])
         return self._read(f"embedded base {token}", lambda: read_embedded_base(self.client, token))
 
     def synced(self, document_id: str, block_id: str) -> str:
+        self.read.add("docx:" + document_id)
         return self._read(f"synced block {block_id} of {document_id}",
                           lambda: render_subtree(self.client.blocks(document_id), block_id))
 

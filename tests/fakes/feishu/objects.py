@@ -17,7 +17,8 @@ Wire details as the real APIs: `sheets/query` answers `data.sheets[]` with `grid
 answer `data.valueRange{majorDimension, range, revision, values}` clipped to the A1 range asked for,
 empty cells null; Bitable lists are paged (`page_size` caps 100 tables / 100 fields / 500 records,
 opaque `page_token`, `has_more`, `total`); a download is the raw bytes with Content-Disposition and
-Content-Length, errors as JSON.
+Content-Length, errors as JSON. `drive/v1/metas/batch_query` (POST, 1–200 `request_docs`) answers each
+object's `latest_modify_time` (its `edited`), unknown ones in `failed_list`.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _clip(rows: list[list[Any]], rng: str) -> tuple[list[list[Any]], str] | None
 
 
 def routes(fake: Any, wiki: Any) -> list[Route]:
-    from tests.fakes.feishu.wiki import _page_args, _paged
+    from tests.fakes.feishu.wiki import page_args, paged_items
 
     def lookup(request: Request, token: str, kind: str, not_found: int) -> Any:
         if (bad := fake.check_auth(request)) is not None:
@@ -132,10 +133,10 @@ def routes(fake: Any, wiki: Any) -> list[Route]:
         return t if t is not None else JSONResponse({"code": 91402, "msg": "NOTEXIST"}, status_code=404)
 
     def paged(request: Request, items: list[Any], default: int, cap: int, scope: str) -> Response:
-        args = _page_args(request, default, cap, scope)
+        args = page_args(request, default, cap, scope)
         if isinstance(args, JSONResponse):
             return args
-        page, more = _paged(items, *args, scope)
+        page, more = paged_items(items, *args, scope)
         return fake.ok({"items": page, "total": len(items), **more})
 
     async def tables(request: Request) -> Response:
@@ -171,6 +172,24 @@ def routes(fake: Any, wiki: Any) -> list[Route]:
         return FileResponse(n.file.parent / n.data["blob"], filename=n.data.get("name") or n.title,
                             media_type="application/octet-stream")
 
+    async def metas(request: Request) -> Response:
+        if (bad := fake.check_auth(request)) is not None:
+            return bad
+        docs = (await request.json()).get("request_docs") or []
+        if not 1 <= len(docs) <= 200:
+            return JSONResponse({"code": 970002, "msg": "request_docs: 1 to 200"}, status_code=400)
+        by_obj = wiki.tree()[2]
+        found, failed = [], []
+        for d in docs:
+            n = by_obj.get(d.get("doc_token"))
+            if n is None or n.obj_type != d.get("doc_type") or n.hidden:
+                failed.append({"token": d.get("doc_token"), "code": 970005})
+                continue
+            found.append({"doc_token": n.obj_token, "doc_type": n.obj_type, "title": n.title, "owner_id": "ou_fake",
+                          "create_time": str(n.edited - 86400), "latest_modify_user": "ou_fake",
+                          "latest_modify_time": str(n.edited)})
+        return fake.ok({"metas": found, "failed_list": failed})
+
     async def raw_content(request: Request) -> Response:
         n = lookup(request, request.path_params["doc_token"], "doc", DOC_NOT_FOUND)
         if isinstance(n, Response):
@@ -185,4 +204,5 @@ def routes(fake: Any, wiki: Any) -> list[Route]:
         Route("/open-apis/bitable/v1/apps/{app_token}/tables/{table_id}/records", records, methods=["GET"]),
         Route("/open-apis/drive/v1/files/{file_token}/download", download, methods=["GET"]),
         Route("/open-apis/doc/v2/{doc_token}/raw_content", raw_content, methods=["GET"]),
+        Route("/open-apis/drive/v1/metas/batch_query", metas, methods=["POST"]),
     ]

@@ -281,7 +281,7 @@ def markdown_blocks(doc_id: str, title: str, body: str) -> list[dict[str, Any]]:
 
 
 # ----- routes ---------------------------------------------------------------------------------------
-def _page_args(request: Request, default: int, cap: int, scope: str) -> tuple[int, int] | JSONResponse:
+def page_args(request: Request, default: int, cap: int, scope: str) -> tuple[int, int] | JSONResponse:
     try:
         size = int(request.query_params.get("page_size", default))
         token = request.query_params.get("page_token", "")
@@ -299,7 +299,7 @@ def _page_args(request: Request, default: int, cap: int, scope: str) -> tuple[in
     return offset, size
 
 
-def _paged(items: list[Any], offset: int, size: int, scope: str) -> tuple[list[Any], dict[str, Any]]:
+def paged_items(items: list[Any], offset: int, size: int, scope: str) -> tuple[list[Any], dict[str, Any]]:
     has_more = offset + size < len(items)
     token = base64.urlsafe_b64encode(f"{scope}|{offset + size}".encode()).decode() if has_more else ""
     return items[offset:offset + size], {"has_more": has_more, "page_token": token}
@@ -315,11 +315,11 @@ def routes(fake: Any) -> list[Route]:
     async def list_spaces(request: Request) -> JSONResponse:
         if (bad := fake.check_auth(request)) is not None:
             return bad
-        args = _page_args(request, 20, 50, "spaces")
+        args = page_args(request, 20, 50, "spaces")
         if isinstance(args, JSONResponse):
             return args
         spaces = [{k: v for k, v in s.items() if k != "top"} for s in wiki.tree()[0].values()]
-        items, more = _paged(spaces, *args, "spaces")
+        items, more = paged_items(spaces, *args, "spaces")
         return fake.ok({"items": items, **more})
 
     async def get_space(request: Request) -> JSONResponse:
@@ -342,11 +342,11 @@ def routes(fake: Any) -> list[Route]:
             return fail(*f)
         if parent and (parent not in nodes or nodes[parent].space_id != space_id):
             return fail(400, 131005, "not found: node not found")
-        args = _page_args(request, 20, 50, f"{space_id}/{parent}")
+        args = page_args(request, 20, 50, f"{space_id}/{parent}")
         if isinstance(args, JSONResponse):
             return args
         kids = nodes[parent].children if parent else spaces[space_id]["top"]
-        page, more = _paged(kids, *args, f"{space_id}/{parent}")
+        page, more = paged_items(kids, *args, f"{space_id}/{parent}")
         items = [j for n in page if not n.hidden and (j := node_json(n, nodes)) is not None]
         return fake.ok({"items": items, **more})
 
@@ -379,10 +379,10 @@ def routes(fake: Any) -> list[Route]:
         n = document(request)
         if isinstance(n, JSONResponse):
             return n
-        args = _page_args(request, 500, 500, n.obj_token)
+        args = page_args(request, 500, 500, n.obj_token)
         if isinstance(args, JSONResponse):
             return args
-        items, more = _paged(blocks_of(n), *args, n.obj_token)
+        items, more = paged_items(blocks_of(n), *args, n.obj_token)
         return fake.ok({"items": items, **more})
 
     async def get_document(request: Request) -> JSONResponse:

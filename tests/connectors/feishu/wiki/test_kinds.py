@@ -256,8 +256,15 @@ def test_docx_pages_keep_embedded_sheets_bitables_images_mentions_iframes_and_sy
     assert "服务器密码每 90 天更换一次。" in body  # the synced block, read from its source document
     hit = top(index, "内部网关 端口", doc)
     assert hit is not None and hit.url == URL_BASE + "infra"
-    blocks = fake.count(f"/documents/{doc}/blocks")
+    blocks, metas = fake.count(f"/documents/{doc}/blocks"), fake.count("/metas/batch_query")
     assert run_sync(index, source).unchanged == 4 and fake.count(f"/documents/{doc}/blocks") == blocks
+    assert fake.count("/metas/batch_query") == metas + 1  # the embedded objects' edit times, in one call
+    wiki.sheet(SPACE, "ports", "端口表", [{"sheet_id": "p1", "title": "端口", "rows": [
+        ["服务", "端口"], ["Grafana", 3000], ["内部网关", 9443]]}])  # an edit inside the embedded sheet only
+    report = run_sync(index, source)
+    assert report.updated == 2 and fake.count(f"/documents/{doc}/blocks") == blocks + 1  # the sheet and the page
+    hit = top(index, "内部网关 端口", doc)
+    assert hit is not None and "| 内部网关 | 9443 |" in hit.text
 
 
 def test_a_file_that_takes_too_long_is_skipped_with_the_reason(fake, index, make_source, wiki):
