@@ -19,7 +19,8 @@ def run_sync_command(settings: Settings, full: bool, as_json: bool) -> int:
     the last scheduled sync is taken over).
 
     `--json` prints `SyncReport.to_dict()`: counts for added/updated/unchanged/removed/chunks_embedded,
-    lists for skipped (`page`, `id`, `type`) and failed (`page`, `id`, `reason`), and `skipped_by_type`.
+    lists for skipped (`page`, `id`, `type`, `reason`) and failed (`page`, `id`, `reason`), `skipped_by_type`,
+    and `by_kind` (per page kind: listed, added, updated, unchanged, skipped, failed).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -73,11 +74,15 @@ def _print_report(r: SyncReport, console: Any) -> None:
     console.print(f"Sync {'finished' if r.ok else 'finished with problems'} in {r.seconds:.1f}s: "
                   f"{r.added} added, {r.updated} updated, {r.unchanged} unchanged, {r.removed} removed; "
                   f"{r.chunks_embedded} chunks embedded.", markup=False)
+    if r.by_kind:
+        kinds = ", ".join(f"{k} {sum(v[o] for o in ('added', 'updated', 'unchanged'))}"
+                          for k, v in sorted(r.by_kind.items()) if v["listed"])
+        console.print(f"Pages by kind: {kinds}", markup=False)
     if r.skipped:
         by_type = ", ".join(f"{t} {n}" for t, n in sorted(r.to_dict()["skipped_by_type"].items()))
-        console.print(f"Skipped (type not readable yet): {by_type}", markup=False)
+        console.print(f"Skipped: {by_type}", markup=False)
         for s in r.skipped:
-            console.print(f"  - {s['page']} [{s['type']}] ({s['id']})", markup=False)
+            console.print(f"  - {s['page']} [{s['type']}] ({s['id']}): {s.get('reason', '')}", markup=False)
     if r.failed:
         kept = "not in the rebuilt index" if r.full else "kept as last synced"
         console.print(f"Failed ({len(r.failed)}), {kept}:", markup=False)
