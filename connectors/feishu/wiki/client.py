@@ -29,8 +29,9 @@ from lark_oapi.api.wiki.v2 import ListSpaceNodeRequest, ListSpaceRequest
 from lark_oapi.core.exception import NoAuthorizationException, ObtainAccessTokenException
 from lark_oapi.core.token.manager import TokenManager
 
+from connectors.feishu.wiki.download import Downloaded, TooLarge, error_answer, stream_to
+
 from connectors.feishu.openapi import (
-    Answer,
     Attempts,
     FeishuApiError,
     FeishuAuthError,
@@ -46,23 +47,6 @@ BLOCKS_PAGE_SIZE = 500  # the API's maximum
 # requests per second for the other API families (sheets values: 100/s documented, sheets query and
 # Bitable reads: 20/s, drive download: 5/s (unverified)); kept under the documented figures
 API_RATES: dict[str, float] = {"sheets": 10.0, "bitable": 10.0, "drive": 4.0}
-DOWNLOAD_CHUNK = 1 << 20
-
-
-class TooLarge(Exception):
-    """A download passed its size cap; nothing more was read."""
-
-    def __init__(self, size: int, cap: int) -> None:
-        super().__init__(f"larger than the {cap / 1e6:.3g} MB cap" + (f" ({size / 1e6:.3g} MB)" if size else ""))
-        self.size, self.cap = size, cap
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    name: str  # from Content-Disposition, may be empty
-    size: int
-
-
 class RateLimiter:
     """At most `rate` calls per second on average, with bursts of up to `burst`; thread-safe."""
 
@@ -220,8 +204,8 @@ class WikiClient:
                                   timeout=self.timeout) as resp:
                     if resp.status_code == 200 and not resp.headers.get("content-type", "").startswith(
                             "application/json"):
-                        return _stream(resp, dest, max_bytes, deadline)
-                    answer = _answer(resp)
+                        return stream_to(dest, resp, max_bytes, deadline)
+                    answer = error_answer(resp)
             except requests.RequestException as exc:
                 decision = attempts.after_error(exc)
                 if decision.action == "fail":
@@ -296,45 +280,3 @@ def _get_request(uri: str, paths: Mapping[str, str] | None, queries: Mapping[str
     if queries:
         b = b.queries([(str(k), str(v)) for k, v in queries.items()])
     return b.build()
-
-
-def _stream(resp: requests.Response, dest: IO[bytes], max_bytes: int, deadline: float) -> Downloaded:
-    declared = int(resp.headers.get("content-length") or 0)
-    if declared > max_bytes:
-        raise TooLarge(declared, max_bytes)
-    size = 0
-    for chunk in resp.iter_content(DOWNLOAD_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise TooLarge(0, max_bytes)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"download not finished in time ({size / 1e6:.1f} MB read)")
-        dest.write(chunk)
-    return Downloaded(_file_name(resp.headers.get("content-disposition", "")), size)
-
-
-def _file_name(disposition: str) -> str:
-    """The file name of a Content-Disposition header (RFC 6266 `filename*=UTF-8''…` preferred)."""
-    from email.message import Message
-    from urllib.parse import unquote
-
-    if not disposition:
-        return ""
-    msg = Message()
-    msg["content-disposition"] = disposition
-    name = msg.get_filename() or ""
-    return unquote(name) if "%" in name else name
-
-
-def _answer(resp: requests.Response) -> Answer:
-    """A non-file answer of the download API (an error, or a rate limit) as the policy reads it."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict) or "code" not in body:
-        body = {"code": -1, "msg": f"unexpected answer (HTTP {resp.status_code})"}
-    code = body.get("code")
-    return Answer(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
-                  int(code) if isinstance(code, int) or str(code).lstrip("-").isdigit() else -1,
-                  str(body.get("msg") or ""), dict(body.get("data") or {}), body)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from connectors.feishu.wiki.extract import Unreadable, extract_text, file_kind
-from connectors.feishu.wiki.client import TooLarge
+from connectors.feishu.wiki.download import TooLarge
 from retrieval.sources import PageSkipped
 
 if TYPE_CHECKING:
