@@ -7,6 +7,7 @@ model to write citation markers or URLs that it could get wrong.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -54,11 +55,12 @@ class LLMError(Exception):
     """Any failure to get an answer; `kind` says which, so callers can fall back and count it."""
 
     def __init__(self, kind: ErrorKind, message: str, *, status_code: int | None = None,
-                 error_type: str | None = None) -> None:
+                 error_type: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.status_code = status_code  # HTTP status, when the API answered with one
         self.error_type = error_type  # the API's `error.type`, e.g. "overloaded_error" in a stream
+        self.retry_after = retry_after  # seconds, when the API named a wait (`retry-after`)
 
 
 _LANGUAGE = {"zh": "简体中文 (Simplified Chinese)", "en": "English"}
@@ -118,47 +120,101 @@ def _search_result(p: Passage) -> dict[str, Any]:
             "citations": {"enabled": True}}
 
 
+_RETRYABLE: frozenset[ErrorKind] = frozenset({"rate_limit", "overloaded", "server", "connection"})
+
+
 class ClaudeGenerator:
-    """Streams an answer from the Messages API; every failure comes out as an `LLMError`."""
+    """Streams an answer from the Messages API; every failure comes out as an `LLMError`.
+
+    Someone is waiting for the answer, so the call has one deadline: the first text must come within
+    `first_text_seconds`, the whole answer by the deadline (`answer_deadline_seconds` unless the caller
+    gives one). Retries are ours, not the SDK's (which would wait out any `retry-after`, and retry
+    after a timeout): at most `max_retries`, only before any text came, never after a timeout, and
+    only when the wait asked for is at most `max_retry_after_seconds` and fits before the deadline.
+    """
 
     def __init__(self, api_key: str, model: str, *, base_url: str = "", max_tokens: int = 1500,
-                 timeout_seconds: float = 60.0, max_retries: int = 1) -> None:
+                 timeout_seconds: float = 60.0, max_retries: int = 1, first_text_seconds: float = 15.0,
+                 answer_deadline_seconds: float = 40.0, max_retry_after_seconds: float = 5.0) -> None:
         import anthropic
 
         self._api_key = api_key
         self.model = model
         self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.first_text_seconds = first_text_seconds
+        self.answer_deadline_seconds = answer_deadline_seconds
+        self.max_retry_after_seconds = max_retry_after_seconds
         self._client: anthropic.AsyncAnthropic = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url or None, timeout=timeout_seconds, max_retries=max_retries)
+            api_key=api_key, base_url=base_url or None, timeout=timeout_seconds, max_retries=0)
 
     async def generate(self, question: str, passages: Sequence[Passage], *,
                        history: Sequence[tuple[str, str]] = (), language: str = "zh",
-                       on_text: TextCallback | None = None, note: str = "") -> Generation:
+                       on_text: TextCallback | None = None, note: str = "",
+                       deadline: float | None = None) -> Generation:
         """The answer, in segments that carry their citations. `on_text` sees the whole text so far
-        after each streamed piece; if it raises, it is logged and not called again."""
+        after each streamed piece; if it raises, it is logged and not called again. `deadline` is an
+        event-loop time (`loop.time()`) by which the whole answer must be in."""
         if not self._api_key:
             raise LLMError("auth", "no Anthropic API key is configured")
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self.answer_deadline_seconds
         messages: Any = build_messages(question, passages, history, note)  # plain dicts: the documented wire shape
+        attempt = 0
+        while True:
+            progress: list[str] = []
+            try:
+                return await self._attempt(messages, len(passages), language, on_text, deadline, progress)
+            except LLMError as exc:
+                wait = self._retry_wait(exc, attempt, bool(progress), deadline - loop.time())
+                if wait is None:
+                    raise
+                log.info("Claude API %s; retrying in %.1fs", exc.kind, wait)
+                await asyncio.sleep(wait)
+                attempt += 1
+
+    async def _attempt(self, messages: Any, n_passages: int, language: str, on_text: TextCallback | None,
+                       deadline: float, progress: list[str]) -> Generation:
+        loop = asyncio.get_running_loop()
         opened = False
         try:
-            async with self._client.messages.stream(model=self.model, max_tokens=self.max_tokens,
-                                                    system=system_prompt(language), messages=messages) as stream:
-                opened = True
-                text, finished = "", False
-                async for event in stream:
-                    if event.type == "text" and event.text:
-                        text += event.text
-                        on_text = await _notify(on_text, text)
-                    elif event.type == "message_stop":
-                        finished = True
-                if not finished:
-                    raise LLMError("stream", "Claude's answer stream ended before it was complete")
-                message = await stream.get_final_message()
-        except LLMError:
-            raise
-        except Exception as exc:
-            raise self._error(exc, mid_stream=opened) from exc
-        return _generation(message, len(passages))
+            async with asyncio.timeout_at(min(deadline, loop.time() + self.first_text_seconds)) as limit:
+                try:
+                    async with self._client.messages.stream(model=self.model, max_tokens=self.max_tokens,
+                                                            system=system_prompt(language),
+                                                            messages=messages) as stream:
+                        opened = True
+                        text, finished = "", False
+                        async for event in stream:
+                            if event.type == "text" and event.text:
+                                if not text:
+                                    limit.reschedule(deadline)  # the first text is in: now the whole answer
+                                    progress.append("text")
+                                text += event.text
+                                on_text = await _notify(on_text, text)
+                            elif event.type == "message_stop":
+                                finished = True
+                        if not finished:
+                            raise LLMError("stream", "Claude's answer stream ended before it was complete")
+                        message = await stream.get_final_message()
+                except LLMError:
+                    raise
+                except Exception as exc:
+                    raise self._error(exc, mid_stream=opened) from exc
+        except TimeoutError:
+            what = "the rest of the answer" if progress else "the first text"
+            raise LLMError("timeout", f"Claude API request timed out: {what} did not come in time") from None
+        return _generation(message, n_passages)
+
+    def _retry_wait(self, exc: LLMError, attempt: int, streamed: bool, seconds_left: float) -> float | None:
+        """How long to wait before trying again, or None to give up now."""
+        if exc.kind not in _RETRYABLE or streamed or attempt >= self.max_retries:
+            return None
+        wait = exc.retry_after if exc.retry_after is not None else 0.5 * 2 ** attempt
+        if wait > self.max_retry_after_seconds or wait + 1.0 > seconds_left:
+            return None
+        return max(0.0, wait)
 
     @property
     def client(self) -> "anthropic.AsyncAnthropic":
@@ -172,7 +228,7 @@ class ClaudeGenerator:
         message = f"Claude API {_DESCRIBE[kind]}: {detail}"
         if self._api_key:
             message = message.replace(self._api_key, "[redacted]")
-        return LLMError(kind, message, status_code=status, error_type=error_type)
+        return LLMError(kind, message, status_code=status, error_type=error_type, retry_after=_retry_after(exc))
 
 
 _DESCRIBE: dict[ErrorKind, str] = {
@@ -216,6 +272,22 @@ def _classify(exc: Exception, *, mid_stream: bool) -> tuple[ErrorKind, int | Non
     else:
         kind = "bad_request"
     return kind, status, error_type, detail
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The wait a 429/529 response asked for (`retry-after-ms` or `retry-after` in seconds), if any."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return float(headers["retry-after-ms"]) / 1000
+        if headers.get("retry-after"):
+            return float(headers["retry-after"])
+    except ValueError:  # an HTTP date: too far off to wait for anyway
+        return float("inf")
+    return None
 
 
 async def _notify(on_text: TextCallback | None, text: str) -> TextCallback | None:

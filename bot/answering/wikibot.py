@@ -199,30 +199,51 @@ class WikiBot:
 
     async def _generate(self, question: str, hits: list[Hit], history: Sequence[Turn],
                         lang: Lang, on_progress: OnText | None) -> Reply:
+        """Claude's coverage verdict and the answer's stream run side by side, within one deadline.
+
+        The streamed text is held back until the verdict lands (at most `first_text_seconds`): `none`
+        cancels the answer (not covered), `partial` starts it again with the missing part named, `full`
+        or no verdict lets the text through. So the first text comes after max(verdict, first token)
+        rather than after both in turn.
+        """
         from bot.answering.llm import LLMError, Passage
 
         assert self.generator is not None
-        passages = [Passage(h.title, h.url, h.text, h.heading_path) for h in hits]
         a = self.settings.anthropic
-        # the SDK honours any `retry-after` a 429 names, uncapped: bound the whole call ourselves
-        budget = a.timeout_seconds * (a.max_retries + 1) + 5
-        verdict = await self._check_coverage(question, passages, history, a.timeout_seconds + 5)
-        if verdict is not None and verdict.verdict == "none":
-            return self._not_covered(hits, lang)
-        note = verdict.missing if verdict is not None and verdict.verdict == "partial" else ""
+        deadline = asyncio.get_running_loop().time() + a.answer_deadline_seconds
+        passages = [Passage(h.title, h.url, h.text, h.heading_path) for h in hits]
+        held = _HeldText(on_progress)
+
+        def stream(note: str) -> "asyncio.Task[Generation]":
+            return asyncio.create_task(self.generator.generate(  # type: ignore[union-attr]
+                question, passages, history=[(t.question, t.answer) for t in history], language=lang,
+                on_text=held.update, note=note, deadline=deadline))
+
+        check = asyncio.create_task(self._check_coverage(question, passages, history,
+                                                         min(a.first_text_seconds, a.answer_deadline_seconds)))
+        answer = stream("")
         try:
-            async with asyncio.timeout(budget):
-                gen = await self.generator.generate(question, passages, history=[(t.question, t.answer)
-                                                                                    for t in history],
-                                                    language=lang, on_text=on_progress, note=note)
+            verdict = await check
+            if verdict is not None and verdict.verdict == "none":
+                return self._not_covered(hits, lang)
+            if verdict is not None and verdict.verdict == "partial" and verdict.missing:
+                await _cancel(answer)
+                held.latest = None
+                answer = stream(verdict.missing)  # the answer must name the part that is missing
+            await held.release()
+            async with asyncio.timeout_at(deadline + 1.0):  # generate() keeps the deadline; a backstop
+                gen = await answer
         except TimeoutError:
-            log.warning("LLM gave no answer within %.0fs; answering extractively", budget)
+            log.warning("LLM gave no answer within %.0fs; answering extractively", a.answer_deadline_seconds)
             metrics.LLM_ERRORS.labels("timeout").inc()
             return self._extractive(hits, lang, reason="timeout", question=question)
         except LLMError as exc:
             log.warning("LLM failed (%s): %s; answering extractively", exc.kind, exc)
             metrics.LLM_ERRORS.labels(exc.kind).inc()
             return self._extractive(hits, lang, reason=exc.kind, question=question)
+        finally:
+            await _cancel(check)
+            await _cancel(answer)
         if not gen.text.strip():
             return self._extractive(hits, lang, reason="empty", question=question)
         return self._compose(gen, hits, lang)
@@ -302,6 +323,39 @@ class WikiBot:
     def allowed_spaces_for(self, chat_id: str) -> tuple[str, ...] | None:
         spaces = self.settings.access.spaces_for(chat_id)
         return tuple(spaces) if spaces is not None else None
+
+
+class _HeldText:
+    """Streamed text held back until `release()`, then passed on as it comes."""
+
+    def __init__(self, on_text: OnText | None) -> None:
+        self.on_text = on_text
+        self.latest: str | None = None
+        self.released = False
+
+    async def update(self, text: str) -> None:
+        self.latest = text
+        if self.released and self.on_text is not None:
+            await self.on_text(text)
+
+    async def release(self) -> None:
+        self.released = True
+        if self.latest is not None and self.on_text is not None:
+            try:
+                await self.on_text(self.latest)
+            except Exception:
+                log.warning("progress callback failed", exc_info=True)
+
+
+async def _cancel(task: "asyncio.Task[Any]") -> None:
+    """Cancel a task if it still runs, and wait for it; whatever it raised is of no interest now."""
+    if not task.done():
+        task.cancel()
+    try:
+        await task
+    except BaseException as exc:  # noqa: BLE001 - its own cancellation or its failure
+        if isinstance(exc, asyncio.CancelledError) and not task.cancelled():
+            raise  # we are being cancelled ourselves
 
 
 def _conv_key(q: Question) -> str:

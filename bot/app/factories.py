@@ -46,7 +46,9 @@ def build_generator(settings: Settings) -> "ClaudeGenerator | None":
 
     a = settings.anthropic
     return ClaudeGenerator(a.api_key.get_secret_value(), settings.wikibot.model, base_url=a.base_url,
-                           max_tokens=a.max_tokens, timeout_seconds=a.timeout_seconds, max_retries=a.max_retries)
+                           max_tokens=a.max_tokens, timeout_seconds=a.timeout_seconds, max_retries=a.max_retries,
+                           first_text_seconds=a.first_text_seconds, answer_deadline_seconds=a.answer_deadline_seconds,
+                           max_retry_after_seconds=a.max_retry_after_seconds)
 
 
 def open_bot(settings: Settings, *, embedder: Embedder | None = None) -> WikiBot:

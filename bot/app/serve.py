@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.adapters import Adapter
 from bot.app.settings import Settings
@@ -24,7 +24,7 @@ from bot.answering.wikibot import WikiBot
 from bot.app.access import install_access
 from bot.app.factories import open_bot, wiki_source
 from bot.app.owners import start_owners
-from bot.infra.metrics import REGISTRY
+from bot.infra.metrics import EVENTS_REJECTED, REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class ServeState:
     sync_status: Callable[[], dict[str, Any] | None] = lambda: None
     draining: bool = False
     extra_routes: list[BaseRoute] = field(default_factory=list)  # /admin (bot/app/owners.py)
+    max_request_bytes: int = 1_048_576
 
 
 def build_http_app(state: ServeState) -> Starlette:
@@ -67,7 +68,59 @@ def build_http_app(state: ServeState) -> Starlette:
     for adapter in state.adapters:
         routes.extend(adapter.routes())
     routes.extend(state.extra_routes)
-    return Starlette(routes=routes, middleware=[Middleware(_RefuseWhileDraining, state=state)])
+    return Starlette(routes=routes, middleware=[Middleware(_CapBodySize, limit=state.max_request_bytes),
+                                                Middleware(_RefuseWhileDraining, state=state)])
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _CapBodySize:
+    """413 for a request body over `limit` bytes, on every endpoint: refused by its Content-Length
+    before anything is read, or as soon as a streamed (chunked) body passes the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send, int(declared))
+            return
+        received, started = 0, False
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send, received)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        path = str(scope.get("path", ""))
+        platform = path.strip("/").split("/")[0] or "-"
+        EVENTS_REJECTED.labels(platform, "too_large").inc()
+        log.warning("request body too large: %s bytes or more to %s (limit %s); refused with 413",
+                    size, path, self.limit)
+        response = JSONResponse({"error": "request body too large"}, status_code=413)
+        await response(scope, receive, send)
 
 
 class _RefuseWhileDraining:
@@ -109,13 +162,15 @@ async def _serve(settings: Settings) -> int:
     if access is not None:
         access.start_warm_up()
     adapters = build_adapters(settings, bot)
-    state = ServeState(bot, adapters)
+    state = ServeState(bot, adapters, max_request_bytes=settings.wikibot.max_request_bytes)
     scheduler = _start_scheduler(settings, bot, state)
     owners = start_owners(settings, bot)  # the owners' page and the digest schedule
     state.extra_routes = owners.routes
     app = build_http_app(state)
+    # log_config=None: uvicorn's loggers keep no handler of their own and propagate to ours (JSON, scrubbed)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.wikibot.http_host, port=settings.wikibot.http_port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", log_config=None, access_log=False,
+                                           lifespan="off"))
     # SIGTERM is ours: uvicorn would otherwise stop serving at once, before answers in flight are done
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]

@@ -11,12 +11,16 @@ from bot.infra.coordination import make_coordinator
 from bot.syncing.runner import run_and_record
 from retrieval.sync import SyncProgress, SyncReport
 from bot.syncing.lease import LeasedSync, SyncSkipped
+from retrieval.errors import IndexLockedError
+
+INDEX_LOCKED = 4
 
 
 def run_sync_command(settings: Settings, full: bool, as_json: bool) -> int:
     """`wikibot sync [--full] [--json]`: 0 all synced, 1 some pages or the listing failed, 2 not configured,
     3 a sync is running elsewhere (a `serve` replica holds the sync lease; a lease merely settling after
-    the last scheduled sync is taken over).
+    the last scheduled sync is taken over), 4 the embedded index is locked by another process (a running
+    `serve`: let it sync, or stop it).
 
     `--json` prints `SyncReport.to_dict()`: counts for added/updated/unchanged/removed/chunks_embedded,
     lists for skipped (`page`, `id`, `type`, `reason`) and failed (`page`, `id`, `reason`), `skipped_by_type`,
@@ -33,7 +37,11 @@ def run_sync_command(settings: Settings, full: bool, as_json: bool) -> int:
     except ValueError as exc:
         err.print("[red]error:[/red] " + escape(str(exc)))
         return 2
-    index = open_index(settings, check=not full)  # --full rebuilds once the listing is complete
+    try:
+        index = open_index(settings, check=not full)  # --full rebuilds once the listing is complete
+    except IndexLockedError as exc:
+        err.print("[yellow]not synced:[/yellow] " + escape(str(exc)))
+        return INDEX_LOCKED
     coordinator = make_coordinator(settings.redis.url.get_secret_value(), settings.data_dir,
                                    settings.qdrant.collection_prefix)
     try:

@@ -38,6 +38,7 @@ class WikibotSection(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_token: SecretStr = SecretStr("")  # the owners' page /admin: off while empty
     digest_cron: str = ""  # the owners' digest of gap topics, e.g. "0 9 * * mon"; empty: off
+    max_request_bytes: int = Field(1_048_576, ge=1024)  # any bigger request body gets 413, unread
 
 
 class QdrantSection(Section):
@@ -74,8 +75,13 @@ class AnthropicSection(Section):
     api_key: SecretStr = SecretStr("")
     base_url: str = ""
     max_tokens: int = Field(1500, ge=64)
-    timeout_seconds: float = Field(60.0, gt=0)
-    max_retries: int = Field(1, ge=0, le=10)
+    timeout_seconds: float = Field(60.0, gt=0)  # one HTTP request to the API (a backstop; see below)
+    max_retries: int = Field(1, ge=0, le=10)  # never after a timeout or once text has streamed
+    # while someone waits: first text within `first_text_seconds`, the whole answer within
+    # `answer_deadline_seconds` (coverage verdict, retries and waits included), else the extractive answer
+    first_text_seconds: float = Field(15.0, gt=0)
+    answer_deadline_seconds: float = Field(40.0, gt=0)
+    max_retry_after_seconds: float = Field(5.0, ge=0)  # a 429 asking for a longer wait falls back at once
 
 
 class AccessSection(Section):

@@ -4,7 +4,9 @@ Every `serve` replica runs the sync schedule. Before a run, a replica takes the
 lease `sync` in the shared coordinator (Redis with several replicas, a local
 SQLite file with one); a replica that cannot take it skips that run. While the
 sync runs, the holder renews the lease every third of its TTL, so a replica that
-dies mid-sync blocks the others for at most one TTL, never for good.
+dies mid-sync blocks the others for at most one TTL, never for good; and a holder
+that was a process on this same machine, now gone (a `wikibot sync` killed half
+way), is seen to be gone (pid and process start time) and taken over at once.
 
 After a successful run the lease is kept for `settle_seconds` (most of one
 schedule period), under the owner's name with `/settled` added, before it
@@ -22,6 +24,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.infra.coordination import Coordinator
 from retrieval.sync import SyncReport
@@ -40,8 +43,37 @@ class SyncSkipped(Exception):
 
 
 def replica_id() -> str:
-    """Who this process is, in lease records and logs: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """Who this process is, in lease records and logs: host, pid, the process's start (see
+    `process_start`) and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}:{uuid.uuid4().hex[:6]}"
+
+
+def process_start(pid: int) -> str:
+    """When process `pid` started, as `<boot id>.<pid namespace>.<clock ticks since boot>` (Linux /proc);
+    "" when there is no such process here (or no /proc). A pid reused by a later process, or the same
+    pid after a reboot, gives another value."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = stat.rsplit(")", 1)[1].split()[19]  # field 22, starttime; the name in (…) may hold spaces
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        namespace = os.readlink(f"/proc/{pid}/ns/pid").strip("pid:[]")
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}.{namespace}.{ticks}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True when `holder` names a process on this machine (same host name, boot and pid namespace)
+    that no longer runs: its pid is gone, or belongs to a process started later. A holder elsewhere,
+    or one this machine cannot judge, is left to the lease's expiry."""
+    parts = holder.removesuffix(SETTLED).split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit() or not parts[2]:
+        return False
+    mine = process_start(os.getpid())
+    boot, namespace, _ = (parts[2].split(".") + ["", ""])[:3]
+    if not mine or mine.split(".")[:2] != [boot, namespace]:
+        return False
+    return process_start(int(parts[1])) != parts[2]
 
 
 class LeasedSync:
@@ -80,6 +112,11 @@ class LeasedSync:
         holder = c.lease_holder(LEASE_NAME) or ""
         if holder == self.owner + SETTLED or (self.take_settled and holder.endswith(SETTLED)):
             c.release_lease(LEASE_NAME, holder)  # only if it is still that settled lease
+            return c.acquire_lease(LEASE_NAME, self.owner, self.ttl_seconds)
+        if holder and not holder.endswith(SETTLED) and holder_is_gone(holder):
+            log.warning("the sync lease is held by %s, a process on this machine that is gone (killed "
+                        "mid-sync?); taking it over", holder)
+            c.release_lease(LEASE_NAME, holder)  # only if it is still that holder's
             return c.acquire_lease(LEASE_NAME, self.owner, self.ttl_seconds)
         return False
 

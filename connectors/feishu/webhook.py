@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 TIMESTAMP_HEADER = "x-lark-request-timestamp"
 NONCE_HEADER = "x-lark-request-nonce"
 SIGNATURE_HEADER = "x-lark-signature"
+MAX_UNSIGNED_BYTES = 2048  # the URL challenge, the one callback Feishu may send unsigned, is ~300 bytes
 
 
 class Rejected(Exception):
@@ -75,11 +76,15 @@ class WebhookChecks:
     def open(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
         if not self.configured:
             raise Rejected("not_configured", "set FEISHU_VERIFICATION_TOKEN and/or FEISHU_ENCRYPT_KEY", 403)
-        outer = _json(body)
         if self.encrypt_key:
+            # the signature first (one hash of the raw body): a forged body is never parsed or decrypted,
+            # and an unsigned one only when it is small enough to be Feishu's URL challenge
+            signed = self._check_signature(headers, body)
+            if not signed and len(body) > MAX_UNSIGNED_BYTES:
+                raise Rejected("unsigned", "signature headers missing")
+            outer = _json(body)
             if "encrypt" not in outer:
                 raise Rejected("not_encrypted", "an encrypt key is configured but the body is plaintext")
-            signed = self._check_signature(headers, body)
             try:
                 envelope = _json(decrypt(str(outer["encrypt"]), self.encrypt_key))
             except Rejected:
@@ -89,6 +94,7 @@ class WebhookChecks:
             if not signed and envelope.get("type") != "url_verification":
                 raise Rejected("unsigned", "signature headers missing")
         else:
+            outer = _json(body)
             if "encrypt" in outer:
                 raise Rejected("encrypted_without_key", "body is encrypted but FEISHU_ENCRYPT_KEY is not set",
                                400)

@@ -28,6 +28,7 @@ from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
 from connectors.slack.app import build_bolt_app, make_client
 from connectors.slack.handler import SlackHandler
 from connectors.slack.settings import SlackSection
+from connectors.slack.verify import Refused, check_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -121,16 +122,21 @@ class SlackAdapter:
     # ----- HTTP mode --------------------------------------------------------------------------
     async def _events(self, request: Request) -> Response:
         started = time.perf_counter()
-        await request.body()  # read on the serving loop; starlette keeps it for the handler
-        if not self.settings.signing_secret.get_secret_value():
+        body = await request.body()  # read on the serving loop; starlette keeps it for the handler
+        secret = self.settings.signing_secret.get_secret_value()
+        if not secret:
             EVENTS_REJECTED.labels("slack", "no_signing_secret").inc()
             return JSONResponse({"error": "invalid request"}, status_code=401)
-        response = await self._on_home_loop(self.http.handle(request))
-        if response.status_code == 401 and b"replayed" not in response.body:  # replays are counted in app.py
-            EVENTS_REJECTED.labels("slack", "signature").inc()
+        try:
+            check_request(secret, request.headers, body)
+        except Refused as r:  # nothing of the body is logged
+            EVENTS_REJECTED.labels("slack", r.reason).inc()
             peer = request.client.host if request.client else "?"
-            log.warning("slack: request refused (bad, stale or replayed signature) from %s", peer)
-        else:
+            what = "bad or stale signature" if r.reason == "signature" else "signed, but not UTF-8 JSON or a form"
+            log.warning("slack: request refused (%s) from %s, %d bytes", what, peer, len(body))
+            return JSONResponse({"error": "invalid request"}, status_code=r.status)
+        response = await self._on_home_loop(self.http.handle(request))
+        if response.status_code < 400:
             ACK_SECONDS.labels("slack").observe(time.perf_counter() - started)
         return response
 

@@ -97,7 +97,8 @@ async def test_a_none_verdict_means_not_covered_and_nothing_is_generated(llm_bot
     fake.tool_input({"verdict": "none", "missing": "H100 的申请条件", "supporting_results": []})
     reply = await bot.answer(Question("每人最多可以同时申请几张 A100？"))
     assert reply.covered is False and reply.references
-    assert len(fake.requests) == 1 and "tool_choice" in fake.requests[0]
+    # the answer's stream starts beside the check and is cancelled by its verdict, unseen
+    assert "tool_choice" in fake.requests[0] and len(fake.answer_requests) <= 1
 
 
 async def test_a_partial_verdict_tells_the_answer_which_part_is_missing(llm_bot):
