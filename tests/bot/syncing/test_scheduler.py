@@ -192,16 +192,18 @@ def test_the_sync_command_without_credentials_names_the_variables(tmp_path, caps
 
 def test_the_sync_command_prints_the_json_report_and_saves_it(tmp_path, fake, wiki, capsys):
     wiki.page(SPACE, "a", "内容一。\n", title="A")
-    wiki.other(SPACE, "s", "sheet", "表")
+    wiki.other(SPACE, "s", "mindnote", "脑图")  # no Open API reads a mind map: skipped
     settings = _settings(tmp_path, fake)
     assert run_sync_command(settings, full=False, as_json=True) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"added", "updated", "unchanged", "removed", "skipped", "failed", "chunks_embedded", "seconds"} <= set(out)
-    assert (out["added"], out["unchanged"], out["skipped_by_type"]) == (1, 0, {"sheet": 1})
+    assert (out["added"], out["unchanged"], out["skipped_by_type"]) == (1, 0, {"mindnote": 1})
+    assert out["by_kind"]["docx"]["added"] == 1 and "no Open API" in out["skipped"][0]["reason"]
     assert json.loads((tmp_path / "data" / "last_sync.json").read_text())["added"] == 1
     assert run_sync_command(settings, full=False, as_json=False) == 0
     text = capsys.readouterr().out
-    assert "0 added, 0 updated, 1 unchanged, 0 removed" in text and "sheet 1" in text
+    assert "0 added, 0 updated, 1 unchanged, 0 removed" in text and "mindnote 1" in text
+    assert "Pages by kind: docx 1" in text and "脑图 [mindnote]" in text
 
 
 def test_the_sync_command_waits_its_turn_while_a_replica_syncs(tmp_path, fake, wiki, capsys):
