@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from retrieval.engines import Record
 from retrieval.questions import QuestionLog
 
 WEAK_GROUNDING = 0.5  # covered, but the coverage model's P(answerable) below this: weakly grounded
@@ -107,8 +108,8 @@ def load_questions(log: QuestionLog, chat_spaces: Callable[[str], Sequence[str] 
     return list(_read(log.scan(with_vectors=with_vectors), chat_spaces, since))
 
 
-def _read(records: Iterable, chat_spaces: Callable[[str], Sequence[str] | None],  # type: ignore[type-arg]
-          since: datetime | None) -> Iterable[Asked]:
+def _read(records: Iterable[Record], chat_spaces: Callable[[str], Sequence[str] | None],
+          since: datetime | None) -> Iterator[Asked]:
     limits: dict[str, tuple[str, ...] | None] = {}
     for r in records:
         p = r.payload
