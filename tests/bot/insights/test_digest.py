@@ -12,15 +12,25 @@ import pytest
 
 from bot.app.owners import digest_job, open_insights
 from bot.app.settings import load_settings
-from bot.infra.coordination import LocalCoordinator
+from bot.infra.coordination import LocalCoordinator, RedisCoordinator
 from bot.insights.digest import DigestSchedule
 from tests.bot.insights.conftest import LIMITED_CHAT, LIMITED_QUESTION, LIMITED_SPACE, NOW
+from tests.bot.app.serve_fixtures import redis_url  # noqa: F401 - fixture
 from tests.bot.insights.paraphrases import PARAPHRASES, unanswerable
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.im import card_text
 from tests.fakes.slack_server import FakeSlack
 
 CHAT, CHANNEL, PUBLIC = "oc_owners0001", "COWNERS", "https://wikibot.example"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_coordinator(request, tmp_path):
+    """How replicas share the lease: a SQLite file on one machine, or Redis (skipped without redis-server)."""
+    if request.param == "sqlite":
+        return lambda: LocalCoordinator(tmp_path / "coordination.sqlite")
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisCoordinator(url, prefix="digest-test")
 
 
 @pytest.fixture
@@ -41,12 +51,11 @@ def _settings(gaps_data, tmp_path, feishu, slack):
         "ADMIN_DIGEST_DAYS": "30", "ADMIN_DIGEST_TOPICS": "20", "WIKIBOT_DIGEST_CRON": "0 9 * * mon"})
 
 
-async def test_two_replicas_post_one_digest_per_period(gaps_data, tmp_path, fakes):
+async def test_two_replicas_post_one_digest_per_period(gaps_data, tmp_path, fakes, shared_coordinator):
     feishu, slack = fakes
     settings = _settings(gaps_data, tmp_path, feishu, slack)
     insights = open_insights(settings, gaps_data[1])
-    shared = tmp_path / "coordination.sqlite"  # what two replicas on one machine share (Redis across machines)
-    replicas = [digest_job(settings, insights, LocalCoordinator(shared)) for _ in range(2)]
+    replicas = [digest_job(settings, insights, shared_coordinator()) for _ in range(2)]
     tick = NOW + timedelta(minutes=1)
     for job in replicas:
         job.now = lambda: tick
