@@ -226,6 +226,22 @@ def _link_text(text: str) -> str:
     return text.replace("[", "\\[").replace("]", "\\]")
 
 
+def embedded_objects(blocks: list[dict[str, Any]]) -> set[str]:
+    """The objects a document's blocks embed and `Embeds` would read, as `type:token` (sheet, bitable,
+    docx for a synced block's source)."""
+    ids = {str(b.get("block_id")) for b in blocks}
+    out = set()
+    for b in blocks:
+        kind = b.get("block_type")
+        payload = b.get(_POINTER_KEYS.get(kind, ""), None) or {}  # type: ignore[arg-type]
+        if kind in (SHEET, BITABLE) and payload.get("token"):
+            out.add(f"{_POINTER_KEYS[kind]}:{str(payload['token']).rpartition('_')[0]}")
+        elif kind == REFERENCE_SYNCED and payload.get("source_document_id") and not any(
+                c in ids for c in b.get("children") or []):
+            out.add(f"docx:{payload['source_document_id']}")
+    return out
+
+
 def render_subtree(blocks: list[dict[str, Any]], block_id: str) -> str:
     """One block of a document and what is under it (a synced block's source), without embeds."""
     r = _Renderer(blocks)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from retrieval.sources import Listing, PageStub
 from connectors.feishu.wiki.bitable import read_base, read_embedded_base
-from connectors.feishu.wiki.docx import blocks_to_markdown, render_subtree
+from connectors.feishu.wiki.docx import blocks_to_markdown, embedded_objects, render_subtree
 from connectors.feishu.wiki.client import FeishuApiError, FeishuAuthError, WikiClient, WikiNode
 from connectors.feishu.wiki.files import FileLimits, read_file
 from connectors.feishu.wiki.sheets import read_embedded_sheet, read_spreadsheet
@@ -150,27 +150,32 @@ class FeishuWikiSource:
     def fetch_page(self, stub: PageStub) -> Page:
         """The page's text by its kind; `PageSkipped` for a file that cannot be read."""
         node = self._nodes.get(stub.id)
-        kind = stub.kind
-        if kind == "sheet":
-            body = read_spreadsheet(self.client, stub.id)
-        elif kind == "bitable":
-            body = read_base(self.client, stub.id)
-        elif kind == "file":
-            body = read_file(self.client, stub.id, stub.title, self.file_limits)
-        elif kind == "doc":
-            data = self.client.get(f"read legacy document {stub.id}", LEGACY_DOC, "docs", {"doc_token": stub.id})
-            body = str(data.get("content") or "")
         meta = {"obj_type": stub.kind, "node_token": node.node_token if node else "",
                 "obj_edit_time": node.obj_edit_time if node else ""}
-        if kind == "docx":
-            embeds = _Embeds(self.client)
-            body = blocks_to_markdown(self.client.blocks(stub.id), embeds, stub.url)
-            meta["version"] = _base_version(stub.version)
-            if embeds.read:  # the version these embedded objects were read at
-                meta["embeds"] = ",".join(sorted(embeds.read))
-                meta["version"] = _with_embeds(meta["version"], embeds.read, self._edit_times(embeds.read))
+        if stub.kind == "sheet":
+            body = read_spreadsheet(self.client, stub.id)
+        elif stub.kind == "bitable":
+            body = read_base(self.client, stub.id)
+        elif stub.kind == "file":
+            body = read_file(self.client, stub.id, stub.title, self.file_limits)
+        elif stub.kind == "doc":
+            data = self.client.get(f"read legacy document {stub.id}", LEGACY_DOC, "docs", {"doc_token": stub.id})
+            body = str(data.get("content") or "")
+        else:
+            body = self._docx(stub, meta)
         return Page(id=stub.id, title=stub.title, body=body, space=stub.space, path=stub.path,
                     url=stub.url, edited_at=stub.edited_at, source_meta=meta)
+
+    def _docx(self, stub: PageStub, meta: dict[str, str]) -> str:
+        """A docx page; `meta` gets the objects it embeds and the version they are read at (their edit
+        times are asked for before they are read, so an edit in between is seen by the next sync)."""
+        blocks = self.client.blocks(stub.id)
+        objects = embedded_objects(blocks)
+        meta["version"] = _base_version(stub.version)
+        if objects:
+            meta["embeds"] = ",".join(sorted(objects))
+            meta["version"] = _with_embeds(meta["version"], objects, self._edit_times(objects))
+        return blocks_to_markdown(blocks, _Embeds(self.client), stub.url)
 
     # ----- embedded objects' versions -----------------------------------------------------------
     def refine_versions(self, stubs: list[PageStub], recorded: dict[str, dict[str, Any]]) -> list[PageStub]:
@@ -217,24 +222,20 @@ def _with_embeds(version: str, objects: set[str], times: dict[str, str]) -> str:
 
 
 class _Embeds:
-    """What a docx page's blocks point at, read through the owning APIs (`read`: the objects, as
-    `type:token`). An object the app may not read, or that is gone, is left out (the page is still
-    indexed); any other error fails the page, so the next sync tries it again."""
+    """What a docx page's blocks point at, read through the owning APIs. An object the app may not
+    read, or that is gone, is left out (the page is still indexed); any other error fails the page,
+    so the next sync tries it again."""
 
     def __init__(self, client: WikiClient) -> None:
         self.client = client
-        self.read: set[str] = set()
 
     def sheet(self, token: str) -> str:
-        self.read.add("sheet:" + token.rpartition("_")[0])
         return self._read(f"embedded sheet {token}", lambda: read_embedded_sheet(self.client, token))
 
     def bitable(self, token: str) -> str:
-        self.read.add("bitable:" + token.rpartition("_")[0])
         return self._read(f"embedded base {token}", lambda: read_embedded_base(self.client, token))
 
     def synced(self, document_id: str, block_id: str) -> str:
-        self.read.add("docx:" + document_id)
         return self._read(f"synced block {block_id} of {document_id}",
                           lambda: render_subtree(self.client.blocks(document_id), block_id))
 
