@@ -71,9 +71,9 @@ def same_origin(request: Request) -> bool:
     source = request.headers.get("origin") or request.headers.get("referer") or ""
     if not source:
         return True  # not a browser cross-site form (browsers send Origin on POST); the CSRF token decides
-    host = request.headers.get("host", "")
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")} - {""}
     rest = source.split("://", 1)[-1]
-    return rest.split("/", 1)[0] == host
+    return rest.split("/", 1)[0] in hosts  # behind a proxy that rewrites Host: its X-Forwarded-Host
 
 
 def cookie_kwargs(request: Request, max_age: int) -> dict[str, object]:
