@@ -119,9 +119,8 @@ class WikiBot:
             history = self.state.history(_conv_key(question))
         query = raw if not history else f"{history[-1].question}\n{raw}"
 
-        qvec, hits, others = await asyncio.get_running_loop().run_in_executor(
-            self._retrieval_pool, self._retrieve, raw, query, question.allowed_spaces, bool(history))
-        decision = self.coverage.decide(query, hits)
+        qvec, hits, others, decision = await asyncio.get_running_loop().run_in_executor(
+            self._retrieval_pool, self._retrieve_and_decide, raw, query, question.allowed_spaces, bool(history))
         covered = decision.covered
 
         if not covered:
@@ -157,10 +156,20 @@ class WikiBot:
         others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
         return qvec, hits, others
 
+    def _retrieve_and_decide(self, raw: str, query: str, spaces: Sequence[str] | None,
+                             follow_up: bool) -> tuple[Any, list[Hit], list[OtherAsked], Any]:
+        """`_retrieve` and the coverage decision, in the worker thread: the decision is CPU work too
+        (its first call loads jieba's IDF table and wordfreq, ~2 s), and on the event loop it would hold up
+        every ack."""
+        qvec, hits, others = self._retrieve(raw, query, spaces, follow_up)
+        return qvec, hits, others, self.coverage.decide(query, hits)
+
     def warm_up(self) -> None:
-        """Load what loads lazily (the embedder's first encode, jieba's dictionary), before serving."""
+        """Load what loads lazily (the embedder's first encode, jieba's dictionary, the coverage
+        decision's term weights), before serving."""
         self.embedder.embed_query("warm up 预热")
-        self.index.search("warm up 预热", k=1, mode=self.settings.retrieval.mode)
+        hits = self.index.search("warm up 预热", k=1, mode=self.settings.retrieval.mode)
+        self.coverage.decide("warm up 预热", hits)
 
     def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any) -> list[Hit]:
         r = self.settings.retrieval
