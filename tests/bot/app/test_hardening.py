@@ -7,7 +7,6 @@ is one scrubbed JSON object, and a hung or rate-limited model gives the fallback
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -108,6 +107,8 @@ async def test_an_oversized_body_gets_413_on_every_endpoint(serve: ServeProcess)
     resp = await sr.signed(serve.url + "/slack/events", huge, "application/json", SIGNING_SECRET).send(timeout=60)
     assert resp.status_code == 413
     assert metric(serve.url, "wikibot_events_rejected_total", platform="slack", reason="too_large") == 3
+    assert metric(serve.url, "wikibot_events_rejected_total", platform="other", reason="too_large") == 3
+    assert "nowhere" not in httpx.get(serve.url + "/metrics").text  # no metric label per made-up path
     assert serve.health()["ok"] is True
 
 
@@ -181,4 +182,3 @@ async def test_an_unsigned_feishu_body_is_refused_before_it_is_parsed_or_decrypt
     assert metric(serve.url, "wikibot_events_rejected_total", platform="feishu", reason="unsigned") == 1
     assert metric(serve.url, "wikibot_events_rejected_total", platform="feishu", reason="undecryptable") == 0
     assert ENCRYPT_KEY not in serve.logs()
-    await asyncio.sleep(0)
