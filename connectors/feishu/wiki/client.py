@@ -207,22 +207,9 @@ class WikiClient:
                         return stream_to(dest, resp, max_bytes, deadline)
                     answer = error_answer(resp)
             except requests.RequestException as exc:
-                decision = attempts.after_error(exc)
-                if decision.action == "fail":
-                    raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
-                self._sleep(decision.delay)
+                self._after_error(what, attempts, exc)
                 continue
-            decision = attempts.after_answer(answer)
-            if decision.action == "wait":
-                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, decision.delay)
-                limiter.pause(decision.delay)
-                self._sleep(decision.delay)
-            elif decision.action == "new_token":
-                forget_tenant_token(self.app_id)
-            elif decision.action == "retry":
-                self._sleep(decision.delay)
-            else:
-                raise FeishuApiError(what, answer.code, decision.reason, answer.status)
+            self._after_refusal(what, attempts, answer, limiter)
 
     def _pages(self, what: str, send: Callable[[Any], Any], build: Callable[[str], Any],
                limiter: RateLimiter) -> Iterator[list[dict[str, Any]]]:
@@ -254,24 +241,33 @@ class WikiClient:
                                       f"cannot get a tenant access token: {getattr(exc, 'msg', exc)}; "
                                       "check FEISHU_APP_ID and FEISHU_APP_SECRET") from None
             except (requests.RequestException, ValueError) as exc:  # no answer, or not JSON
-                decision = attempts.after_error(exc)
-                if decision.action == "fail":
-                    raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
-                self._sleep(decision.delay)
+                self._after_error(what, attempts, exc)
                 continue
             if answer.ok:
                 return answer.data
-            decision = attempts.after_answer(answer)
-            if decision.action == "wait":
-                log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, decision.delay)
-                limiter.pause(decision.delay)
-                self._sleep(decision.delay)
-            elif decision.action == "new_token":
-                forget_tenant_token(self.app_id)
-            elif decision.action == "retry":
-                self._sleep(decision.delay)
-            else:
-                raise FeishuApiError(what, answer.code, decision.reason, answer.status)
+            self._after_refusal(what, attempts, answer, limiter)
+
+
+    def _after_error(self, what: str, attempts: Attempts, exc: Exception) -> None:
+        """No usable answer: wait before the next attempt, or give up as the policy says."""
+        decision = attempts.after_error(exc)
+        if decision.action == "fail":
+            raise FeishuApiError(what, -1, f"no usable answer: {exc}") from None
+        self._sleep(decision.delay)
+
+    def _after_refusal(self, what: str, attempts: Attempts, answer: Any, limiter: RateLimiter) -> None:
+        """An error answer: wait out a rate limit, drop a refused token, retry, or raise, as the policy says."""
+        decision = attempts.after_answer(answer)
+        if decision.action == "wait":
+            log.info("rate limited on %s; waiting %.1fs as x-ogw-ratelimit-reset says", what, decision.delay)
+            limiter.pause(decision.delay)
+            self._sleep(decision.delay)
+        elif decision.action == "new_token":
+            forget_tenant_token(self.app_id)
+        elif decision.action == "retry":
+            self._sleep(decision.delay)
+        else:
+            raise FeishuApiError(what, answer.code, decision.reason, answer.status)
 
 
 def _get_request(uri: str, paths: Mapping[str, str] | None, queries: Mapping[str, Any] | None) -> Any:

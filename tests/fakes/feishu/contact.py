@@ -20,13 +20,14 @@ The exact error codes for an unknown user / chat are unverified.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.feishu.wiki import page_args, paged_items
 
 PARAM_ERROR = 99992402
 NO_USER_AUTHORITY = 41050
@@ -68,23 +69,10 @@ class Directory:
 
 def _page(request: Request, items: list[Any], scope: str,
           cap: int) -> tuple[list[Any], dict[str, Any]] | JSONResponse:
-    try:
-        size = int(request.query_params.get("page_size", 20))
-        token = request.query_params.get("page_token", "")
-        offset = 0
-        if token:
-            where, _, off = base64.urlsafe_b64decode(token.encode()).decode().rpartition("|")
-            if where != scope:
-                raise ValueError
-            offset = int(off)
-    except ValueError:
-        return JSONResponse({"code": PARAM_ERROR, "msg": "field validation failed"}, status_code=400)
-    if not 1 <= size <= cap:
-        return JSONResponse({"code": PARAM_ERROR, "msg": f"field validation failed: page_size max {cap}"},
-                            status_code=400)
-    more = offset + size < len(items)
-    token = base64.urlsafe_b64encode(f"{scope}|{offset + size}".encode()).decode() if more else ""
-    return items[offset:offset + size], {"has_more": more, "page_token": token}
+    args = page_args(request, 20, cap, scope)
+    if isinstance(args, JSONResponse):
+        return args
+    return paged_items(items, *args, scope)
 
 
 def routes(fake: Any) -> list[Route]:
