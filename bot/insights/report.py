@@ -154,7 +154,7 @@ def build_report(questions: Iterable[Asked], index: WikiIndex | None, scope: Sco
     cited_pages = [PageStat(ref(p), n, ups[p], downs[p]) for p, n in cited.most_common(options.pages)]
     never = sorted((r for pid, r in pages.items() if pid not in cited), key=lambda r: (r.space, r.title))
     downvoted = sorted((PageStat(ref(p), cited[p], ups[p], downs[p]) for p in downs if downs[p]),
-                       key=lambda s: (-s.downs, -s.cited))[:options.pages]
+                       key=lambda s: (-s.downs, -s.cited, s.page.page_id))[:options.pages]
     totals = {
         "questions": len(shown), "covered": sum(q.covered for q in shown),
         "not_covered": sum(not q.covered for q in shown), "weak": sum(q.weak for q in shown),

@@ -154,7 +154,8 @@ async def test_a_model_that_never_answers_gives_the_fallback_well_before_a_minut
     waited = time.monotonic() - started
     assert waited < 30, waited  # first-text timeout (15 s by default); it was 120 s
     assert "WireGuard" in replies[-1].text()  # the passages, quoted
-    answered = [r for r in serve.log_records() if r["msg"] == "feishu: answered"]
+    # the card is sent before the process logs its `answered` line
+    answered = await wait_until(lambda: [r for r in serve.log_records() if r["msg"] == "feishu: answered"], 10)
     assert [a["mode"] for a in answered] == ["extractive"]
     assert len(anthropic.answer_requests) == 1  # no retry after a timeout
     assert metric(serve.url, "wikibot_llm_errors_total", kind="timeout") == 1

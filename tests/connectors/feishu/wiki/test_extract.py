@@ -12,11 +12,8 @@ from pypdf import PdfReader, PdfWriter
 from connectors.feishu.wiki.extract import Unreadable, extract_text
 from tests.connectors.feishu.wiki.filegen import make_docx, make_pdf, make_pptx, make_xlsx
 
-LATER = time.monotonic() + 60
-
-
-def read(data: bytes, name: str, deadline: float = LATER) -> str:
-    return extract_text(io.BytesIO(data), name, deadline)
+def read(data: bytes, name: str, deadline: float | None = None) -> str:
+    return extract_text(io.BytesIO(data), name, time.monotonic() + 60 if deadline is None else deadline)
 
 
 def test_office_files_keep_headings_tables_notes_and_rows_with_their_column_names():
