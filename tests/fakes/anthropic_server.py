@@ -25,6 +25,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Self
@@ -59,6 +60,7 @@ class FakeAnthropic:
         self.chunk_chars = chunk_chars
         self.requests: list[dict[str, Any]] = []  # every JSON body POSTed, including rejected ones
         self.headers: list[dict[str, str]] = []  # the headers of each of those requests
+        self.arrivals: list[float] = []  # time.monotonic() when each of those requests arrived
         self.delay_seconds = 0.0  # before any answer (or failure) starts: for client timeouts
         self.stall_seconds = 30.0  # how long a "stall" failure goes silent mid-stream
         self.retry_after = "1"  # the `retry-after` header of a 429
@@ -124,6 +126,7 @@ class FakeAnthropic:
             body = None
         self.headers.append(dict(request.headers))
         self.requests.append(body if isinstance(body, dict) else {"_raw": raw.decode("utf-8", "replace")})
+        self.arrivals.append(time.monotonic())
 
         if not self._authorized(request):
             return _error(401, "authentication_error", "invalid x-api-key")
