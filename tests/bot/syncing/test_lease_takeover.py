@@ -80,7 +80,7 @@ def test_a_lease_held_by_a_killed_local_process_is_taken_over_at_once(store):
     assert holder_is_gone(owner) is True
     started = time.monotonic()
     report = LeasedSync(_ok_sync, coordinator, ttl_seconds=600, take_settled=True)()
-    assert report.ok and time.monotonic() - started < 5  # not the 600 s lease expiry
+    assert report.ok and time.monotonic() - started < 60  # not the 600 s lease expiry
     assert coordinator.lease_holder(LEASE_NAME) is None
 
 
