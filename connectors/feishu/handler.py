@@ -20,7 +20,6 @@ from bot.answering.conversation import Incoming, respond
 from bot.answering.texts import Lang, text
 from bot.answering.wikibot import WikiBot
 from bot.infra.metrics import EVENTS_DEDUPLICATED, FEEDBACK
-from connectors.feishu import cards
 from connectors.feishu.api import FeishuApi
 from connectors.feishu.events import (
     CARD_ACTION_EVENT,

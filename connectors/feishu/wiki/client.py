@@ -29,7 +29,7 @@ from lark_oapi.api.wiki.v2 import ListSpaceNodeRequest, ListSpaceRequest
 from lark_oapi.core.exception import NoAuthorizationException, ObtainAccessTokenException
 from lark_oapi.core.token.manager import TokenManager
 
-from connectors.feishu.wiki.download import Downloaded, TooLarge, error_answer, stream_to
+from connectors.feishu.wiki.download import Downloaded, error_answer, stream_to
 
 from connectors.feishu.openapi import (
     Attempts,
