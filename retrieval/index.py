@@ -30,7 +30,7 @@ from retrieval.search import Hit, SearchMode, search
 from retrieval.sparse import document_vector
 
 SCHEMA_VERSION = 1
-KEYWORD_INDEXES = ("page_id", "space")  # filters run in the engine, on payload indexes
+KEYWORD_INDEXES = ("page_id", "space", "readers")  # filters run in the engine, on payload indexes
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class PageState:
     chunk_ids: tuple[str, ...]
     pending_ids: tuple[str, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    readers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,12 @@ class WikiIndex:
         old = _state(recs[0].payload) if recs else None
         if old is not None and old.rev == rev and not old.pending_ids and not force:
             edited = page.edited_at.isoformat() if page.edited_at else ""
-            if old.meta != dict(page.source_meta) or old.edited_at != edited:
+            if old.readers != tuple(page.readers):  # who may read it changed: the chunks say so first
+                with self._lock:
+                    self.engine.set_payload(self.chunks_collection, list(old.chunk_ids),
+                                            {"readers": list(page.readers)})
+            if (old.meta != dict(page.source_meta) or old.edited_at != edited
+                    or old.readers != tuple(page.readers)):
                 self._write_page_record(page, rev, old.chunk_ids, [], old)  # e.g. a new edit time
             return UpsertResult(page.id, False, len(old.chunk_ids), 0)
 
@@ -172,6 +178,11 @@ class WikiIndex:
         old_ids = set(old.chunk_ids) if old else set()
         leftover = (set(old.pending_ids) if old else set()) - old_ids
         old_rev = old.rev if old else ""
+
+        if old is not None and old.readers != tuple(page.readers) and old.chunk_ids:
+            with self._lock:  # who may read it changed: the visible version says so at once
+                self.engine.set_payload(self.chunks_collection, list(old.chunk_ids),
+                                        {"readers": list(page.readers)})
 
         # 1. note what is in flight, keeping the current version visible
         pending = sorted(set(new_ids) | leftover)
@@ -237,7 +248,7 @@ class WikiIndex:
             "url": page.url, "path": list(page.path),
             "edited_at": page.edited_at.isoformat() if page.edited_at else "",
             "chunk_ids": list(chunk_ids), "pending_ids": list(pending),
-            "meta": dict(page.source_meta),
+            "meta": dict(page.source_meta), "readers": list(page.readers),
         }
         if rev != page.content_hash and old is not None:  # before the flip, keep describing the old version
             payload.update(space=old.space, title=old.title, edited_at=old.edited_at, meta=old.meta)
@@ -251,13 +262,28 @@ class WikiIndex:
             "path": list(page.path), "heading_path": list(chunk.heading_path), "text": chunk.text,
             "start": chunk.start, "end": chunk.end, "revs": revs,
             "edited_at": page.edited_at.isoformat() if page.edited_at else "",
+            "readers": list(page.readers),
         }
+
+    def pages_readable(self, page_ids: Sequence[str], readers: Sequence[str]) -> bool:
+        """True when every one of these pages is open to its space or names one of `readers` (a page
+        no longer indexed does not count as readable: nothing says who may read it)."""
+        ids = sorted(set(page_ids))
+        if not ids:
+            return True
+        with self._lock:
+            recs = self.engine.retrieve(self.pages_collection, [page_point_id(p) for p in ids])
+        wanted = set(readers)
+        return len(recs) == len(ids) and all(
+            not r.payload.get("readers") or wanted & set(r.payload["readers"]) for r in recs)
 
     # ----- searching ---------------------------------------------------------------------------
     def search(self, query: str, k: int = 6, spaces: Sequence[str] | None = None,
-               mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None) -> list[Hit]:
-        """The k best passages for a query, only from current page versions and allowed spaces."""
-        return search(self, query, k, spaces, mode, dense_vector)
+               mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None,
+               readers: Sequence[str] | None = None) -> list[Hit]:
+        """The k best passages for a query, only from current page versions and allowed spaces (and,
+        with `readers`, only pages open to their whole space or naming one of these readers)."""
+        return search(self, query, k, spaces, mode, dense_vector, readers=readers)
 
     @property
     def lock(self) -> threading.RLock:
@@ -288,7 +314,7 @@ def _state(payload: dict[str, Any]) -> PageState:
         page_id=payload["page_id"], rev=payload.get("rev", ""), space=payload.get("space", ""),
         title=payload.get("title", ""), edited_at=payload.get("edited_at", ""),
         chunk_ids=tuple(payload.get("chunk_ids", ())), pending_ids=tuple(payload.get("pending_ids", ())),
-        meta=dict(payload.get("meta", {})),
+        meta=dict(payload.get("meta", {})), readers=tuple(payload.get("readers", ())),
     )
 
 

@@ -22,6 +22,10 @@ class Page:
     url: str = ""
     edited_at: datetime | None = None
     source_meta: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # who may read the page when that is narrower than its space: opaque principal strings the source
+    # and the asker's resolver agree on. Empty: everyone who may read the space. Not part of
+    # `content_hash`: a change of readers rewrites payloads, it re-embeds nothing.
+    readers: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def content_hash(self) -> str:
@@ -32,6 +36,8 @@ class Page:
             h.update(b"\x00")
         return h.hexdigest()[:32]
 
+
+NOBODY = "!nobody"  # a reader no asker ever is: a restricted page whose readers are unknown (fail closed)
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)

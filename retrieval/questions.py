@@ -13,7 +13,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -97,8 +97,11 @@ class QuestionLog:
         return qid
 
     def similar(self, vector: np.ndarray, question: str, *, limit: int = 3,
-                allowed_spaces: Sequence[str] | None = None) -> list[AskedBefore]:
-        """Up to `limit` earlier, different, answered questions close to this one; newest wording wins."""
+                allowed_spaces: Sequence[str] | None = None,
+                pages_ok: Callable[[Sequence[str]], bool] | None = None) -> list[AskedBefore]:
+        """Up to `limit` earlier, different, answered questions close to this one; newest wording wins.
+
+        `pages_ok(page_ids)`: False leaves out a question answered from pages the asker may not read."""
         self._ensure()
         with self._lock:
             points = self.engine.query(self.collection, dense=vector.tolist(), limit=limit * 8)
@@ -111,6 +114,8 @@ class QuestionLog:
             if p.score < self.min_similarity or not pl.get("covered") or pl.get("norm") in seen:
                 continue
             if allowed is not None and not set(pl.get("spaces", [])) <= allowed:
+                continue
+            if pages_ok is not None and not pages_ok(list(pl.get("page_ids") or [])):
                 continue
             seen.add(pl["norm"])
             out.append(AskedBefore(pl["question"], datetime.fromisoformat(pl["asked_at"])))

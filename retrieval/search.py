@@ -19,6 +19,7 @@ from retrieval.ids import page_point_id
 from retrieval.sparse import SparseVector, query_vector, term_id, tokenize
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
+NO_PRINCIPAL = "\x00"
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,11 @@ class Searchable(Protocol):
 
 def search(index: Searchable, query: str, k: int = 6, spaces: Sequence[str] | None = None,
            mode: SearchMode = "hybrid", dense_vector: np.ndarray | None = None,
-           sparse_vector: SparseVector | None = None) -> list[Hit]:
+           sparse_vector: SparseVector | None = None, readers: Sequence[str] | None = None) -> list[Hit]:
     """The k best passages for a query, only from current page versions and allowed spaces.
+
+    `readers`: the principals of whoever will read the answer; then a page restricted to some readers
+    (a non-empty `readers` payload) is kept only if it names one of them. None: no such filter.
 
     `dense_vector` / `sparse_vector`: the query's vectors when the caller has them already.
     """
@@ -70,13 +74,15 @@ def search(index: Searchable, query: str, k: int = 6, spaces: Sequence[str] | No
     if mode == "sparse" and not qsparse.indices:  # type: ignore[union-attr]
         return []
     where = {"space": sorted(set(spaces))} if spaces is not None else None
+    # no principal at all: only pages open to their space (a value no page lists stands for "none")
+    empty_or = {"readers": sorted(set(readers)) or [NO_PRINCIPAL]} if readers is not None else None
     # a few more than k: chunks of a page version that is not (or no longer) current are dropped below
     n = max(k * 4, 24)
     with index.lock:
         points = index.engine.query(
             index.chunks_collection, dense=qdense.tolist() if qdense is not None else None,
             sparse=Sparse(qsparse.indices, qsparse.values) if qsparse is not None else None,
-            limit=n, where=where, fusion=index.fusion)
+            limit=n, where=where, fusion=index.fusion, empty_or=empty_or)
     hits = _visible(index, points)[:k]
     return _annotate(index, hits, qdense, query)
 

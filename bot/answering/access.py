@@ -44,6 +44,9 @@ class AccessResolver(Protocol):
         """Spaces every user of the tenant may read (as last known): the fail-closed answer."""
         ...
 
+    # Optional: `async reader_principals(platform, user_id) -> frozenset[str] | None`: the principals a
+    # page restricted below its space may name for this user (see `retrieval.pages.Page.readers`).
+
     def invalidate(self) -> None:
         """Forget what was precomputed (space members, visibility): re-read it on the next need."""
         ...
@@ -55,6 +58,9 @@ class Scope:
 
     spaces: tuple[str, ...] | None
     limited: bool = False  # True: fell back to what everyone may read
+    # asker mode: principals a restricted page must name to be used (() : only pages open to their
+    # whole space); None: no per-page filter (chat mode)
+    readers: tuple[str, ...] | None = None
 
     @property
     def nothing(self) -> bool:
@@ -73,6 +79,7 @@ class AccessPolicy:
         self.clock = clock
         self._readable: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self._members: dict[tuple[str, str], tuple[float, tuple[str, ...]]] = {}
+        self._principals: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
 
     def configured(self, chat_id: str) -> tuple[str, ...] | None:
         spaces = self.chat_spaces(chat_id)
@@ -96,7 +103,15 @@ class AccessPolicy:
             ACCESS_FALLBACKS.labels(platform).inc()
             readable = await self._everyone()
         allowed = readable if configured is None else readable & frozenset(configured)
-        return Scope(tuple(sorted(allowed)), limited)
+        # pages narrower than their space: in a direct message those naming the asker; in a group (all
+        # members see the answer) or when the asker is unknown, none
+        principals: frozenset[str] = frozenset()
+        if not group and not limited:
+            try:
+                principals = await self._reader_principals(platform, user_id) or frozenset()
+            except Exception:  # noqa: BLE001 - unknown: only pages open to their whole space
+                log.exception("access: principals of %s user %s unknown", platform, user_id)
+        return Scope(tuple(sorted(allowed)), limited, tuple(sorted(principals)))
 
     def invalidate(self) -> None:
         """A sync ran (spaces or their members may have changed): forget, and let the resolver re-read."""
@@ -108,6 +123,7 @@ class AccessPolicy:
         """Drop every cached readable set and member list (the resolver learnt something new)."""
         self._readable.clear()
         self._members.clear()
+        self._principals.clear()
 
     # ----- resolution, cached -------------------------------------------------------------------
     async def _user(self, platform: str, user_id: str) -> frozenset[str] | None:
@@ -121,6 +137,19 @@ class AccessPolicy:
         if spaces is not None:
             self._readable[key] = (self.clock() + self.cache_seconds, spaces)
         return spaces
+
+    async def _reader_principals(self, platform: str, user_id: str) -> frozenset[str] | None:
+        get = getattr(self.resolver, "reader_principals", None)
+        if not user_id or get is None:
+            return None
+        key = (platform, user_id)
+        hit = self._principals.get(key)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
+        found = await get(platform, user_id)
+        if found is not None:
+            self._principals[key] = (self.clock() + self.cache_seconds, found)
+        return found
 
     async def _group(self, platform: str, user_id: str, chat_id: str) -> frozenset[str] | None:
         """What every member of the chat may read (the asker included, whether listed or not)."""

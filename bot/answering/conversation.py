@@ -94,7 +94,7 @@ async def respond(bot: WikiBot, message: Incoming, channel: ReplyChannel) -> Non
             scope = await _scope(bot, message)
             await channel.finish(Notice("unsupported", text("access_unknown", lang), lang)
                                  if scope.nothing and scope.limited
-                                 else await bot.ref(argument, scope.spaces))
+                                 else await bot.ref(argument, scope.spaces, readers=scope.readers))
         else:
             await _ask(bot, message, argument, lang, channel)
     except Exception:
@@ -113,7 +113,7 @@ async def _ask(bot: WikiBot, message: Incoming, question_text: str, lang: Lang, 
     question = Question(text=question_text, platform=message.platform, user_id=message.user_id,
                         chat_id=message.chat_id, thread_id=message.thread_id or channel.thread_id,
                         message_id=message.message_id or channel.thread_id,
-                        allowed_spaces=scope.spaces)
+                        allowed_spaces=scope.spaces, allowed_readers=scope.readers)
 
     async def on_text(answer_so_far: str) -> None:
         channel.partial(answer_so_far, lang)

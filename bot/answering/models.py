@@ -32,6 +32,9 @@ class Question:
     thread_id: str = ""  # the root message of the conversation thread, if any
     message_id: str = ""
     allowed_spaces: tuple[str, ...] | None = None  # None: every synced space
+    # asker mode: the readers' principals; pages restricted below their space are used only if they
+    # name one. None: no per-page filter (chat mode)
+    allowed_readers: tuple[str, ...] | None = None
     history: tuple[Turn, ...] = ()
 
 

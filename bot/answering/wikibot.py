@@ -120,7 +120,8 @@ class WikiBot:
         query = raw if not history else f"{history[-1].question}\n{raw}"
 
         qvec, hits, others, decision = await asyncio.get_running_loop().run_in_executor(
-            self._retrieval_pool, self._retrieve_and_decide, raw, query, question.allowed_spaces, bool(history))
+            self._retrieval_pool, self._retrieve_and_decide, raw, query, question.allowed_spaces,
+            bool(history), question.allowed_readers)
         covered = decision.covered
 
         if not covered:
@@ -142,7 +143,8 @@ class WikiBot:
         return _replace(reply, others_asked=tuple(others), question_id=qid)
 
     def _retrieve(self, raw: str, query: str, spaces: Sequence[str] | None,
-                  follow_up: bool) -> tuple[Any, list[Hit], list[OtherAsked]]:
+                  follow_up: bool, readers: Sequence[str] | None = None
+                  ) -> tuple[Any, list[Hit], list[OtherAsked]]:
         """Embed, search, and find similar earlier questions, in one worker-thread job.
 
         One job per question, not three: the thread pool serves jobs in arrival order, so with three
@@ -151,17 +153,22 @@ class WikiBot:
         """
         qvec = self.embedder.embed_query(raw)
         t = time.perf_counter()
-        hits = self._search(query, spaces, qvec if not follow_up else None)
+        hits = self._search(query, spaces, qvec if not follow_up else None, readers)
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
-        others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
+        if readers is None:  # chat mode: as before
+            others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
+        else:  # asker mode: not a question answered from pages narrower than their space, unless readable
+            others = self.questions.similar(qvec, raw, allowed_spaces=spaces,
+                                            pages_ok=lambda ids: self.index.pages_readable(ids, readers))
         return qvec, hits, others
 
     def _retrieve_and_decide(self, raw: str, query: str, spaces: Sequence[str] | None,
-                             follow_up: bool) -> tuple[Any, list[Hit], list[OtherAsked], Any]:
+                             follow_up: bool, readers: Sequence[str] | None = None
+                             ) -> tuple[Any, list[Hit], list[OtherAsked], Any]:
         """`_retrieve` and the coverage decision, in the worker thread: the decision is CPU work too
         (its first call loads jieba's IDF table and wordfreq, ~2 s), and on the event loop it would hold up
         every ack."""
-        qvec, hits, others = self._retrieve(raw, query, spaces, follow_up)
+        qvec, hits, others = self._retrieve(raw, query, spaces, follow_up, readers)
         return qvec, hits, others, self.coverage.decide(query, hits)
 
     def warm_up(self) -> None:
@@ -171,9 +178,13 @@ class WikiBot:
         hits = self.index.search("warm up 预热", k=1, mode=self.settings.retrieval.mode)
         self.coverage.decide("warm up 预热", hits)
 
-    def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any) -> list[Hit]:
+    def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any,
+                readers: Sequence[str] | None = None) -> list[Hit]:
         r = self.settings.retrieval
-        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec)
+        if readers is None:  # chat mode: as before
+            return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec)
+        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec,
+                                 readers=readers)
 
     def _not_covered(self, hits: list[Hit], lang: Lang) -> Reply:
         refs = _references(hits, limit=3)
@@ -305,14 +316,16 @@ class WikiBot:
                      citations=tuple(citations), notice=text("notice_llm", lang), language=lang)
 
     # ----- the other commands -------------------------------------------------------------------
-    async def ref(self, words: str, allowed_spaces: Sequence[str] | None = None, limit: int = 8) -> RefResult:
+    async def ref(self, words: str, allowed_spaces: Sequence[str] | None = None, limit: int = 8, *,
+                  readers: Sequence[str] | None = None) -> RefResult:
         """Matching pages and passages for some words; nothing generated."""
         lang = detect_language(words)
         words = words.strip()[: self.settings.limits.max_question_chars]
         if not words:
             return RefResult(query=words, language=lang)
+        extra = {} if readers is None else {"readers": readers}  # asker mode: pages narrower than their space
         hits = await asyncio.to_thread(self.index.search, words, limit, allowed_spaces,
-                                       self.settings.retrieval.mode)
+                                       self.settings.retrieval.mode, **extra)
         return RefResult(query=words, references=_references(hits, limit=limit, per_page=2), language=lang)
 
     async def record_feedback(self, question_id: str, user_id: str, value: Literal["up", "down"]) -> bool:

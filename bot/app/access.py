@@ -43,6 +43,16 @@ class WikiAccess:
             return await self.feishu.readable_spaces(open_id)
         return None
 
+    async def reader_principals(self, platform: str, user_id: str) -> frozenset[str] | None:
+        """What a page restricted below its space may name for this asker (None: nothing known)."""
+        if platform == "feishu":
+            return await self.feishu.principals(user_id)
+        if platform == "slack" and self.slack is not None:
+            email = await self.slack.email(user_id)
+            open_id = await self.feishu.open_id_by_email(email) if email else ""
+            return await self.feishu.principals(open_id) if open_id else None
+        return None
+
     async def chat_members(self, platform: str, chat_id: str) -> Sequence[str] | None:
         if platform == "feishu":
             return await self.feishu.chat_members(chat_id)

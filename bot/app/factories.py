@@ -63,4 +63,4 @@ def wiki_source(settings: Settings) -> WikiSource:
                          "(or [feishu] app_id / app_secret in the config file).")
     from connectors.feishu.wiki import FeishuWikiSource
 
-    return FeishuWikiSource.from_settings(settings.feishu)
+    return FeishuWikiSource.from_settings(settings.feishu, page_permissions=settings.access.mode == "asker")

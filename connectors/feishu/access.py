@@ -15,6 +15,10 @@ That much is precomputed into a `Snapshot` (per space, not per asker) and re-rea
 a sync and every `snapshot_seconds`. Per asker there remains who they are: `GET /contact/v3/users/:id`
 (user id, union id, e-mail, departments) and `GET /contact/v3/departments/parent` for each department's
 ancestors (cached); a Slack asker is first found by e-mail (`POST /contact/v3/users/batch_get_id`).
+
+Below the space: the sync stores the readers of a page whose own permissions are narrower than its
+space's (`connectors.feishu.wiki.source`, `principal()` spelling), and `principals()` gives the asker's
+side of that match (ids, departments with their ancestors, chat groups known from the snapshot).
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class FeishuAccess:
         self._fresh_generation = -1
         self._refreshing: asyncio.Task[Snapshot] | None = None
         self._parents: dict[str, frozenset[str]] = {}  # department -> its ancestors
+        self._identities: dict[str, tuple[float, Identity]] = {}  # open_id -> (expiry, profile)
 
     # ----- the precomputed part ---------------------------------------------------------------------
     async def snapshot(self) -> Snapshot:
@@ -111,6 +116,7 @@ class FeishuAccess:
         """Spaces or their members may have changed (a sync ran): re-read them now, in the background."""
         self._generation += 1
         self._parents.clear()
+        self._identities.clear()
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -193,6 +199,15 @@ class FeishuAccess:
         who = await self.identity(open_id) if snap.needs_profile else Identity(open_id)
         return snap.readable(who)
 
+    async def principals(self, open_id: str) -> frozenset[str]:
+        """What a page restricted below its space may name for this user (`page_principals` below):
+        the user's ids, their departments with their ancestors, and the chats granted some space that
+        they are in. Raises when Feishu cannot tell (the caller falls back to pages open to their space)."""
+        snap = await self.snapshot()
+        who = await self.identity(open_id)
+        keys = who.grant_keys() | {(CHAT, c) for c, members in snap.chats.items() if open_id in members}
+        return frozenset(principal(kind, value) for kind, value in keys)
+
     async def everyone_spaces(self) -> frozenset[str]:
         """Spaces readable by everyone in the tenant; the last known set when Feishu cannot be reached."""
         try:
@@ -202,6 +217,9 @@ class FeishuAccess:
             return self._snapshot.everyone if self._snapshot is not None else frozenset()
 
     async def identity(self, open_id: str) -> Identity:
+        hit = self._identities.get(open_id)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
         data = await self.api.request_json(
             "user profile", "GET", f"/open-apis/contact/v3/users/{quote(open_id, safe='')}",
             query={"user_id_type": "open_id", "department_id_type": "open_department_id"})
@@ -209,8 +227,10 @@ class FeishuAccess:
         departments: set[str] = set()
         for d in user.get("department_ids") or []:
             departments |= {str(d), *await self._ancestors(str(d))}
-        return Identity(open_id, str(user.get("user_id") or ""), str(user.get("union_id") or ""),
-                        str(user.get("email") or "").lower(), frozenset(departments))
+        who = Identity(open_id, str(user.get("user_id") or ""), str(user.get("union_id") or ""),
+                       str(user.get("email") or "").lower(), frozenset(departments))
+        self._identities[open_id] = (self.clock() + self.snapshot_seconds, who)
+        return who
 
     async def open_id_by_email(self, email: str) -> str:
         """The Feishu user with this e-mail ('' if none)."""
@@ -253,6 +273,13 @@ class FeishuAccess:
             token = str(data.get("page_token") or "")
             if not data.get("has_more") or not token:
                 return
+
+
+def principal(member_type: str, member_id: str) -> str:
+    """One reader as a page's `readers` and an asker's principals both spell it: `openid:ou_…`,
+    `opendepartmentid:od_…`, `openchat:oc_…`, `userid:…`, `unionid:…`, `email:…` (lower case)."""
+    value = member_id.lower() if member_type == "email" else member_id
+    return f"{member_type}:{value}"
 
 
 def _passing(exc: FeishuApiError) -> bool:

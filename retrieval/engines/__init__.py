@@ -60,6 +60,8 @@ class Scored:
 
 
 KeywordFilter = Mapping[str, Sequence[str]]  # field -> any of these values; all fields must match
+# field -> "empty (absent or []) or any of these values"; all fields must match (e.g. a page's readers)
+EmptyOrFilter = Mapping[str, Sequence[str]]
 
 
 class Engine(Protocol):
@@ -82,7 +84,8 @@ class Engine(Protocol):
                with_vectors: bool = False) -> tuple[list[Record], PointId | None]: ...
     def count(self, name: str) -> int: ...
     def query(self, name: str, *, dense: Sequence[float] | None = None, sparse: Sparse | None = None,
-              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf") -> list[Scored]:
+              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf",
+              empty_or: EmptyOrFilter | None = None) -> list[Scored]:
         """Nearest points by dense, sparse, or both fused (each side prefetches `limit`)."""
         ...
     def close(self) -> None: ...
@@ -114,4 +117,4 @@ def norm_id(value: Any) -> PointId:
 
 
 __all__ = ["Engine", "CollectionSpec", "PointData", "Record", "Scored", "Sparse", "KeywordFilter",
-           "PointId", "Fusion", "open_engine", "norm_id", "RRF_K"]
+           "EmptyOrFilter", "PointId", "Fusion", "open_engine", "norm_id", "RRF_K"]

@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from retrieval.engines import (RRF_K, CollectionSpec, Fusion, KeywordFilter, PointData, PointId, Record, Scored,
-                               Sparse, norm_id)
+from retrieval.engines import (RRF_K, CollectionSpec, EmptyOrFilter, Fusion, KeywordFilter, PointData,
+                               PointId, Record, Scored, Sparse, norm_id)
 from retrieval.errors import IndexLockedError
 
 log = logging.getLogger(__name__)
@@ -184,12 +184,17 @@ class EdgeEngine:
         return int(self._shard(name).count(self.qe.CountRequest(exact=True)))
 
     def query(self, name: str, *, dense: Sequence[float] | None = None, sparse: Sparse | None = None,
-              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf") -> list[Scored]:
+              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf",
+              empty_or: EmptyOrFilter | None = None) -> list[Scored]:
         qe = self.qe
         flt = None
-        if where:
-            flt = qe.Filter(must=[qe.FieldCondition(key=k, match=qe.MatchAny(any=list(v)))
-                                  for k, v in where.items()])
+        must: list[Any] = [qe.FieldCondition(key=k, match=qe.MatchAny(any=list(v)))
+                           for k, v in (where or {}).items()]
+        must += [qe.Filter(should=[qe.IsEmptyCondition(key=k),
+                                   qe.FieldCondition(key=k, match=qe.MatchAny(any=list(v)))])
+                 for k, v in (empty_or or {}).items()]
+        if must:
+            flt = qe.Filter(must=must)
         queries = []
         if dense is not None:
             queries.append(qe.Query.Nearest(list(dense), using="dense"))

@@ -10,8 +10,8 @@ import logging
 import warnings
 from typing import Any, Literal, Sequence
 
-from retrieval.engines import (CollectionSpec, Fusion, KeywordFilter, PointData, PointId, Record, Scored, Sparse,
-                               norm_id)
+from retrieval.engines import (CollectionSpec, EmptyOrFilter, Fusion, KeywordFilter, PointData, PointId,
+                               Record, Scored, Sparse, norm_id)
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,17 @@ class ServerEngine:
         return int(self.client.count(name, exact=True).count)
 
     def query(self, name: str, *, dense: Sequence[float] | None = None, sparse: Sparse | None = None,
-              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf") -> list[Scored]:
+              limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf",
+              empty_or: EmptyOrFilter | None = None) -> list[Scored]:
         m = self.m
         flt = None
-        if where:
-            flt = m.Filter(must=[m.FieldCondition(key=k, match=m.MatchAny(any=list(v))) for k, v in where.items()])
+        must: list[Any] = [m.FieldCondition(key=k, match=m.MatchAny(any=list(v)))
+                           for k, v in (where or {}).items()]
+        must += [m.Filter(should=[m.IsEmptyCondition(is_empty=m.PayloadField(key=k)),
+                                  m.FieldCondition(key=k, match=m.MatchAny(any=list(v)))])
+                 for k, v in (empty_or or {}).items()]
+        if must:
+            flt = m.Filter(must=must)
         sides: list[tuple[Any, str]] = []
         if dense is not None:
             sides.append((list(dense), "dense"))

@@ -90,7 +90,7 @@ def test_copy_index_moves_the_embedded_index_into_a_server_without_re_embedding(
         copy_index(src.engine, target)
     copy_index(src.engine, target, replace=True)
     # the payload indexes go along in the spec (local mode, standing in for the server, keeps none)
-    assert src.engine.spec("wikibot_chunks").keyword_indexes == ("page_id", "space")
+    assert src.engine.spec("wikibot_chunks").keyword_indexes == ("page_id", "readers", "space")
     src.close()
     dst = WikiIndex(target, _NoEmbedding(usem3_embedder))
     dst.ensure_collections()  # meta came along: same model, no rebuild asked

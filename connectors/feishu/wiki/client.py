@@ -46,7 +46,8 @@ NODES_PAGE_SIZE = 50  # the API's maximum
 BLOCKS_PAGE_SIZE = 500  # the API's maximum
 # requests per second for the other API families (sheets values: 100/s documented, sheets query and
 # Bitable reads: 20/s, drive download: 5/s (unverified)); kept under the documented figures
-API_RATES: dict[str, float] = {"sheets": 10.0, "bitable": 10.0, "drive": 4.0}
+# drive permission reads (asker mode: a page's sharing settings and members): 5/s, unverified
+API_RATES: dict[str, float] = {"sheets": 10.0, "bitable": 10.0, "drive": 4.0, "permissions": 5.0}
 class RateLimiter:
     """At most `rate` calls per second on average, with bursts of up to `burst`; thread-safe."""
 

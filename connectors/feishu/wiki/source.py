@@ -13,10 +13,16 @@ so a re-sync without changes downloads nothing. A docx page that embeds sheets, 
 blocks also carries their latest edit times (drive `metas/batch_query`, one call per 200 objects per
 sync), since editing an embedded object does not move the page's own edit time. Not read, and reported so: `mindnote` and `slides`
 (no Open API returns their content), and shortcuts to documents outside the synced spaces.
+
+With `page_permissions` (`[access] mode = "asker"`) every listed page's own permissions are read at each
+sync (`permissions_of`): a page whose permissions no longer follow its space's carries its readers
+(`Page.readers`), and their fingerprint is part of its version, so a permission change re-reads the page
+on the next sync and rewrites its payloads (the text is unchanged: nothing is re-embedded).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,12 +30,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from retrieval.sources import Listing, PageStub
+from connectors.feishu.access import DEPARTMENT, ROOT_DEPARTMENT, principal
 from connectors.feishu.wiki.bitable import read_base, read_embedded_base
 from connectors.feishu.wiki.docx import blocks_to_markdown, embedded_objects, render_subtree
 from connectors.feishu.wiki.client import FeishuApiError, FeishuAuthError, WikiClient, WikiNode
 from connectors.feishu.wiki.files import FileLimits, read_file
 from connectors.feishu.wiki.sheets import read_embedded_sheet, read_spreadsheet
-from retrieval.pages import Page
+from retrieval.pages import NOBODY, Page
 
 if TYPE_CHECKING:
     from connectors.feishu.settings import FeishuSection
@@ -46,6 +53,11 @@ LEGACY_DOC = "/open-apis/doc/v2/:doc_token/raw_content"
 METAS = "/open-apis/drive/v1/metas/batch_query"
 METAS_PER_CALL = 200  # the API's maximum
 NO_ACCESS_STATUS = (403, 404)  # an embedded object the app may not read (or that is gone): left out
+PERMISSION_PUBLIC = "/open-apis/drive/v1/permissions/:token/public"
+PERMISSION_MEMBERS = "/open-apis/drive/v1/permissions/:token/members"
+# link sharing that lets anyone in the tenant (or anyone at all) read: as open as the space, or more
+TENANT_WIDE_LINKS = {"tenant_readable", "tenant_editable", "anyone_readable", "anyone_editable"}
+OPEN = ""  # a page's permissions fingerprint when it reads like its space
 
 
 @dataclass(frozen=True)
@@ -58,21 +70,24 @@ class FeishuWikiSource:
     source_id = "feishu"
 
     def __init__(self, client: WikiClient, spaces: Sequence[str] = (), url_base: str = "",
-                 file_limits: FileLimits | None = None) -> None:
+                 file_limits: FileLimits | None = None, *, page_permissions: bool = False) -> None:
         self.client = client
+        self.page_permissions = page_permissions  # read each page's own readers (asker mode only)
+        self._access: dict[str, tuple[str, tuple[str, ...]]] = {}  # page id -> (fingerprint, readers)
         self.spaces = list(spaces)
         self.url_base = url_base or "https://feishu.cn/wiki/"
         self.file_limits = file_limits or FileLimits()
         self._nodes: dict[str, WikiNode] = {}
 
     @classmethod
-    def from_settings(cls, feishu: FeishuSection) -> FeishuWikiSource:
+    def from_settings(cls, feishu: FeishuSection, *, page_permissions: bool = False) -> FeishuWikiSource:
         client = WikiClient(feishu.app_id, feishu.app_secret.get_secret_value(), feishu.domain,
                             docs_requests_per_second=feishu.docs_requests_per_second)
         if not feishu.wiki_url_base:
             log.warning("FEISHU_WIKI_URL_BASE is not set; page links use https://feishu.cn/wiki/<node>")
         limits = FileLimits(int(feishu.wiki_file_max_mb * 1_000_000), feishu.wiki_file_timeout_seconds)
-        return cls(client, feishu.wiki_spaces, feishu.wiki_url_base, limits)
+        return cls(client, feishu.wiki_spaces, feishu.wiki_url_base, limits,
+                   page_permissions=page_permissions)
 
     # ----- listing -----------------------------------------------------------------------------
     def list_pages(self) -> Listing:
@@ -163,8 +178,44 @@ class FeishuWikiSource:
             body = str(data.get("content") or "")
         else:
             body = self._docx(stub, meta)
+        readers: tuple[str, ...] = ()
+        if self.page_permissions:
+            fingerprint, readers = self._access.get(stub.id) or self.permissions_of(stub.id, stub.kind)
+            meta["version"] = _with_permissions(meta.get("version") or _without_permissions(stub.version),
+                                                fingerprint)
+            meta["permissions"] = fingerprint or "space"
         return Page(id=stub.id, title=stub.title, body=body, space=stub.space, path=stub.path,
-                    url=stub.url, edited_at=stub.edited_at, source_meta=meta)
+                    url=stub.url, edited_at=stub.edited_at, source_meta=meta, readers=readers)
+
+    # ----- a page's own permissions (asker mode) --------------------------------------------------
+    def permissions_of(self, token: str, kind: str) -> tuple[str, tuple[str, ...]]:
+        """(fingerprint, readers) of one page: `("", ())` when it reads like its space (its permissions
+        are inherited, `lock_switch` false, or link sharing opens it to the whole tenant); else its
+        permission members as principals (any `perm`: view, edit and full_access all read). When they
+        cannot be read: restricted to nobody until a sync reads them (fail closed)."""
+        try:
+            public = self.client.get(f"read the sharing settings of {kind} {token}", PERMISSION_PUBLIC,
+                                     "permissions", {"token": token}, {"type": kind})
+            settings = public.get("permission_public") or {}
+            if not settings.get("lock_switch") or settings.get("link_share_entity") in TENANT_WIDE_LINKS:
+                return OPEN, ()
+            data = self.client.get(f"read the members of {kind} {token}", PERMISSION_MEMBERS, "permissions",
+                                   {"token": token}, {"type": kind})
+        except FeishuAuthError:
+            raise
+        except FeishuApiError as exc:
+            log.warning("permissions of %s %s unreadable (%s): answered to nobody in asker mode until read",
+                        kind, token, exc)
+            return "unknown", (NOBODY,)
+        readers = set()
+        for m in data.get("items") or []:
+            kind_, member = str(m.get("member_type") or ""), str(m.get("member_id") or "")
+            if (kind_, member) == (DEPARTMENT, ROOT_DEPARTMENT):
+                return OPEN, ()  # shared with the whole company
+            if kind_ and member:
+                readers.add(principal(kind_, member))
+        ordered = tuple(sorted(readers)) or (NOBODY,)
+        return hashlib.sha256("\n".join(ordered).encode()).hexdigest()[:16], ordered
 
     def _docx(self, stub: PageStub, meta: dict[str, str]) -> str:
         """A docx page; `meta` gets the objects it embeds and the version they are read at (their edit
@@ -182,6 +233,19 @@ class FeishuWikiSource:
         """Docx stubs whose page embedded other objects when last read get those objects' edit times
         in their version, so an edit inside an embedded sheet re-reads the page. If the times cannot
         be had, the stubs stay as listed (those pages are read again: never stale, only slower)."""
+        stubs = self._refine_embeds(stubs, recorded)
+        if not self.page_permissions:
+            return stubs
+        out = []
+        for s in stubs:
+            if s.skip_reason or s.kind not in READABLE:
+                out.append(s)
+                continue
+            self._access[s.id] = access = self.permissions_of(s.id, s.kind)
+            out.append(replace(s, version=_with_permissions(s.version, access[0])))
+        return out
+
+    def _refine_embeds(self, stubs: list[PageStub], recorded: dict[str, dict[str, Any]]) -> list[PageStub]:
         embeds = {s.id: set(filter(None, str(recorded.get(s.id, {}).get("embeds") or "").split(",")))
                   for s in stubs if s.kind == "docx" and not s.skip_reason}
         wanted = set().union(*embeds.values()) if embeds else set()
@@ -215,6 +279,15 @@ class FeishuWikiSource:
 
 def _base_version(version: str) -> str:
     return version.partition("|")[0]
+
+
+def _with_permissions(version: str, fingerprint: str) -> str:
+    """The version with the page's permissions fingerprint last (none when it reads like its space)."""
+    return version + "|perm:" + fingerprint if fingerprint else version
+
+
+def _without_permissions(version: str) -> str:
+    return version.partition("|perm:")[0]
 
 
 def _with_embeds(version: str, objects: set[str], times: dict[str, str]) -> str:

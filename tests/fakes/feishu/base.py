@@ -20,7 +20,8 @@ from starlette.routing import Route
 
 from tests.fakes.loopback import LoopbackServer
 
-FEATURE_MODULES = ("tests.fakes.feishu.wiki", "tests.fakes.feishu.im", "tests.fakes.feishu.contact")
+FEATURE_MODULES = ("tests.fakes.feishu.wiki", "tests.fakes.feishu.im", "tests.fakes.feishu.contact",
+                   "tests.fakes.feishu.permissions")
 
 
 @dataclass
