@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from retrieval.embedders import per_embedder
 from retrieval.index import Hit
 from retrieval.relevance import Thresholds, is_covered, thresholds_for
 from retrieval.termweights import (MAX_WEIGHT, bigrams, passage_terms, query_terms, sentences,
@@ -147,10 +148,8 @@ def _models() -> dict[str, dict[str, object]]:
 
 def model_for(embedder_name: str) -> CoverageModel | None:
     """The fitted model of an embedder (by name prefix, as the thresholds), or None."""
-    for key, d in _models().items():
-        if embedder_name.startswith(key):
-            return CoverageModel.from_json(d)
-    return None
+    d = per_embedder(_models(), embedder_name, None)
+    return CoverageModel.from_json(d) if d is not None else None
 
 
 class CoverageDecider:

