@@ -29,8 +29,8 @@ from starlette.applications import Starlette  # noqa: E402
 
 from bench.sync_bench import SPACE, build_wiki  # noqa: E402
 from retrieval.sync import sync_wiki  # noqa: E402
-from connectors.feishu import FeishuAdapter  # noqa: E402
-from connectors.slack import SlackAdapter  # noqa: E402
+from connectors.feishu.adapter import FeishuAdapter  # noqa: E402
+from connectors.slack.adapter import SlackAdapter  # noqa: E402
 from connectors.feishu.wiki import FeishuWikiSource, WikiClient  # noqa: E402
 from retrieval.embedders import make_embedder  # noqa: E402
 from tests.connectors.feishu.fixtures import TOKEN, build_bot, make_settings  # noqa: E402

@@ -32,7 +32,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.answering.wikibot import WikiBot
-from connectors.feishu import FeishuAdapter
+from connectors.feishu.adapter import FeishuAdapter
 from retrieval.embedders import make_embedder
 from tests.connectors.feishu.fixtures import TOKEN, build_bot, make_settings
 from tests.fakes.feishu import FakeFeishu

@@ -33,7 +33,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bot.answering.wikibot import WikiBot
-from connectors.slack import SlackAdapter
+from connectors.slack.adapter import SlackAdapter
 from retrieval.embedders import make_embedder
 from tests.connectors.slack.fixtures import SECRET, build_bot, make_settings
 from tests.fakes import slack_requests as sr

@@ -15,7 +15,7 @@ from connectors.feishu.settings import FeishuSection
 from connectors.slack.settings import SlackSection
 
 if TYPE_CHECKING:
-    from bot.adapters import Adapter
+    from bot.adapters import Adapter, FrontConnection, QuickAckDoor
     from bot.answering.wikibot import WikiBot
 
 
@@ -25,12 +25,16 @@ class Platform:
     section: type[Section]  # with an `enabled` property
     adapter_module: str  # has `build_adapter(section, bot) -> Adapter`, imported only when enabled
     keys_hint: str  # what to set to enable it
+    front_module: str  # light, for serve's front process: `front_doors(section) -> {path: QuickAckDoor}` and
+    #                    `front_connections(section) -> [FrontConnection]`
 
 
 PLATFORMS: tuple[Platform, ...] = (
-    Platform("feishu", FeishuSection, "connectors.feishu.adapter", "FEISHU_APP_ID and FEISHU_APP_SECRET"),
+    Platform("feishu", FeishuSection, "connectors.feishu.adapter", "FEISHU_APP_ID and FEISHU_APP_SECRET",
+             "connectors.feishu.front"),
     Platform("slack", SlackSection, "connectors.slack.adapter",
-             "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (socket mode) or SLACK_SIGNING_SECRET (http mode)"),
+             "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (socket mode) or SLACK_SIGNING_SECRET (http mode)",
+             "connectors.slack.front"),
 )
 
 
@@ -38,10 +42,25 @@ def enabled(settings: Any) -> list[Platform]:
     return [p for p in PLATFORMS if getattr(settings, p.name).enabled]
 
 
-def build_adapters(settings: Any, bot: "WikiBot") -> list["Adapter"]:
-    """The adapters of every configured platform (each module imported only when it is configured)."""
-    return [importlib.import_module(p.adapter_module).build_adapter(getattr(settings, p.name), bot)
+def build_adapters(settings: Any, bot: "WikiBot", *, connect: bool = True) -> list["Adapter"]:
+    """The adapters of every configured platform (each module imported only when it is configured);
+    `connect=False`: serve's front holds the platforms' connections (`front_connections`)."""
+    return [importlib.import_module(p.adapter_module).build_adapter(getattr(settings, p.name), bot, connect=connect)
             for p in enabled(settings)]
+
+
+def front_doors(settings: Any) -> dict[str, "QuickAckDoor"]:
+    """The quick acknowledgements of every configured platform, by HTTP path (for `serve`'s front)."""
+    doors: dict[str, QuickAckDoor] = {}
+    for p in enabled(settings):
+        doors.update(importlib.import_module(p.front_module).front_doors(getattr(settings, p.name)))
+    return doors
+
+
+def front_connections(settings: Any) -> list["FrontConnection"]:
+    """The connections (long connection, Socket Mode) of every configured platform, for `serve`'s front."""
+    return [c for p in enabled(settings)
+            for c in importlib.import_module(p.front_module).front_connections(getattr(settings, p.name))]
 
 
 def missing_platform_keys(settings: Any) -> str | None:

@@ -119,3 +119,18 @@ def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
                         break
                 out.append(sorted(component))
     return out
+
+
+def test_serves_front_process_loads_nothing_heavy():
+    """`serve`'s front (bot/app/front.py) must stay small and keep its event loop free: with the platforms'
+    front doors it loads no index, model, numerical library or platform SDK."""
+    import subprocess
+    import sys
+
+    heavy = ("numpy", "onnxruntime", "fastembed", "qdrant_edge", "qdrant_client", "lark_oapi", "slack_bolt",
+             "slack_sdk", "anthropic", "jieba", "retrieval", "bot.answering.wikibot")
+    code = ("import sys, bot.app.front, connectors.registry, connectors.feishu.front, "
+            "connectors.slack.front\n"
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -299,11 +299,13 @@ def admin() -> None:
 
 
 @app.command()
-def serve() -> None:
+def serve(worker_socket: Optional[str] = typer.Option(None, hidden=True,
+                                                      help="internal: run as the worker behind serve's front")
+          ) -> None:
     """The bot: Feishu and/or Slack adapters, the HTTP endpoints and the sync schedule."""
     from bot.app.serve import run
 
-    raise typer.Exit(run(_settings(json_logs=True)))
+    raise typer.Exit(run(_settings(json_logs=True), worker_socket=worker_socket))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,7 +24,7 @@ from bot.answering.wikibot import WikiBot
 from bot.app.access import install_access
 from bot.app.factories import open_bot, wiki_source
 from bot.app.owners import start_owners
-from bot.infra.metrics import EVENTS_REJECTED, REGISTRY
+from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED, REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,9 @@ class _RefuseWhileDraining:
         await self.app(scope, receive, send)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, worker_socket: str | None = None) -> int:
+    """`wikibot serve`: the front process (bot/app/front.py), which starts this module as its worker
+    (`worker_socket`: where the front reaches it); or, with `serve_front = false`, everything in one process."""
     from connectors.registry import missing_platform_keys
 
     problem = missing_platform_keys(settings)
@@ -146,12 +148,21 @@ def run(settings: Settings) -> int:
         log.error(problem)
         print(f"error: {problem}")
         return 2
-    return asyncio.run(_serve(settings))
+    if worker_socket is None and settings.wikibot.serve_front:
+        from bot.app import front
+
+        return front.run(settings)
+    if worker_socket is not None:
+        from bot.app.front import die_with_front
+
+        die_with_front()
+    return asyncio.run(_serve(settings, worker_socket))
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, worker_socket: str | None = None) -> int:
     import uvicorn
 
+    from bot.app.channel import ChannelServer
     from connectors.registry import build_adapters
 
     bot = open_bot(settings)
@@ -162,7 +173,7 @@ async def _serve(settings: Settings) -> int:
     access = install_access(settings, bot)  # [access] mode = "asker": who may read what, from Feishu
     if access is not None:
         access.start_warm_up()
-    adapters = build_adapters(settings, bot)
+    adapters = build_adapters(settings, bot, connect=worker_socket is None)  # else the front holds them
     state = ServeState(bot, adapters, max_request_bytes=settings.wikibot.max_request_bytes)
     scheduler = _start_scheduler(settings, bot, state)
     owners = start_owners(settings, bot)  # the owners' page and the digest schedule
@@ -175,6 +186,8 @@ async def _serve(settings: Settings) -> int:
     # SIGTERM is ours: uvicorn would otherwise stop serving at once, before answers in flight are done
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    channel = ChannelServer(app, on_event=_events_for(adapters),
+                            on_rejected=lambda platform, reason: EVENTS_REJECTED.labels(platform, reason).inc())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -182,9 +195,15 @@ async def _serve(settings: Settings) -> int:
 
     for adapter in adapters:
         await adapter.start()
-    serving = asyncio.create_task(server.serve())
-    log.info("wikibot serving on %s:%s with %s", settings.wikibot.http_host, settings.wikibot.http_port,
-             ", ".join(a.name for a in adapters))
+    if worker_socket is None:
+        serving = asyncio.create_task(server.serve())
+        log.info("wikibot serving on %s:%s with %s", settings.wikibot.http_host, settings.wikibot.http_port,
+                 ", ".join(a.name for a in adapters))
+    else:  # behind the front (bot/app/front.py): it listens on the port once this socket answers
+        await channel.start(worker_socket)
+        serving = asyncio.create_task(stop.wait())
+        log.info("wikibot worker ready with %s (the front serves %s:%s)", ", ".join(a.name for a in adapters),
+                 settings.wikibot.http_host, settings.wikibot.http_port)
     await _first(stop.wait(), serving)
     state.draining = True  # webhooks now get 503, so the platform redelivers them to another replica
     log.info("shutting down: no new events, finishing answers in flight (up to %ss)", SHUTDOWN_GRACE_SECONDS)
@@ -196,11 +215,25 @@ async def _serve(settings: Settings) -> int:
         await _bounded(scheduler.wait_idle())  # never close the index under a sync
     server.should_exit = True
     await _bounded(serving)
+    await channel.close()
     if access is not None:
         access.close()
     await bot.aclose()
     log.info("stopped")
     return 0
+
+
+def _events_for(adapters: list[Adapter]) -> Callable[[str, dict[str, Any], float | None], Awaitable[dict[str, Any]]]:
+    """Events from the connections serve's front holds, to the adapter of their platform."""
+    by_name = {a.name: a for a in adapters}
+
+    async def on_event(platform: str, payload: dict[str, Any], acked_seconds: float | None) -> dict[str, Any]:
+        if acked_seconds is not None:  # the front acknowledged it: that is the acknowledgement time
+            ACK_SECONDS.labels(platform).observe(acked_seconds)
+        adapter = by_name.get(platform)
+        return await adapter.receive(payload) if adapter is not None else {}
+
+    return on_event
 
 
 def _start_scheduler(settings: Settings, bot: WikiBot, state: ServeState) -> Any:

@@ -39,6 +39,7 @@ class WikibotSection(Section):
     admin_token: SecretStr = SecretStr("")  # the owners' page /admin: off while empty
     digest_cron: str = ""  # the owners' digest of gap topics, e.g. "0 9 * * mon"; empty: off
     max_request_bytes: int = Field(1_048_576, ge=1024)  # any bigger request body gets 413, unread
+    serve_front: bool = True  # `serve` as two processes: an HTTP front that acknowledges, and the bot
 
 
 class QdrantSection(Section):

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from bot.adapters import ack_seconds
 from bot.answering.wikibot import WikiBot
 from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
 from connectors.feishu.api import FeishuApi
@@ -32,10 +33,11 @@ class FeishuAdapter:
     name = "feishu"
 
     def __init__(self, settings: FeishuSection, bot: WikiBot, *, api: FeishuApi | None = None,
-                 stream_interval: float = 0.5) -> None:
+                 stream_interval: float = 0.5, connect: bool = True) -> None:
         f = settings
         self.settings = settings
         self.mode = f.event_mode
+        self.connect = connect  # False: serve's front holds the long connection and passes events to `receive`
         self.api = api or FeishuApi(f.app_id, f.app_secret.get_secret_value(), f.domain)
         self.handler = FeishuHandler(bot, self.api, stream_interval=stream_interval)
         self.checks = WebhookChecks(f.verification_token.get_secret_value(), f.encrypt_key.get_secret_value(),
@@ -51,11 +53,13 @@ class FeishuAdapter:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.handler.identity()
-        if self.mode == "ws":
+        if self.mode == "ws" and self.connect:
             f = self.settings
             self.long_connection = LongConnection(f.app_id, f.app_secret.get_secret_value(), f.domain,
                                                   self.deliver_threadsafe)
             self.long_connection.start()
+        elif self.mode == "ws":
+            pass  # the front's long connection (connectors/feishu/front.py)
         elif not self.checks.configured:
             log.error("feishu: webhook mode needs FEISHU_VERIFICATION_TOKEN (and ideally "
                       "FEISHU_ENCRYPT_KEY); every callback will be rejected until one is set")
@@ -71,7 +75,10 @@ class FeishuAdapter:
 
     def health(self) -> dict[str, Any]:
         connected = self.long_connection.connected if self.long_connection else None
-        ok = bool(connected) if self.mode == "ws" else self.checks.configured
+        if self.mode == "ws":
+            ok = bool(connected) if self.connect else True  # the front adds its connection's state
+        else:
+            ok = self.checks.configured
         return {"ok": ok and bool(self.handler.bot_open_id), "mode": self.mode,
                 "bot_identity": bool(self.handler.bot_open_id), "long_connection": connected,
                 "answers_in_flight": self.handler.in_flight, "rate_limit_waits": self.api.rate_limited}
@@ -84,6 +91,10 @@ class FeishuAdapter:
             return await self.handler.handle(envelope)
         future = asyncio.run_coroutine_threadsafe(self.handler.handle(envelope), loop)
         return await asyncio.wrap_future(future)
+
+    async def receive(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An event from the long connection held by serve's front (bot.adapters.Adapter.receive)."""
+        return await self.deliver(payload)
 
     def deliver_threadsafe(self, envelope: dict[str, Any], timeout: float = 2.8) -> dict[str, Any]:
         """`deliver` for the long-connection thread (blocking, bounded by Feishu's 3 s deadline)."""
@@ -109,9 +120,9 @@ class FeishuAdapter:
         except Exception:
             log.exception("feishu: callback for event %s failed", event_id(envelope))
             return JSONResponse({"msg": "internal error"}, status_code=500)
-        ACK_SECONDS.labels("feishu").observe(time.perf_counter() - started)
+        ACK_SECONDS.labels("feishu").observe(ack_seconds(request.scope, started, time.perf_counter()))
         return JSONResponse(result)
 
 
-def build_adapter(settings: FeishuSection, bot: WikiBot) -> FeishuAdapter:
-    return FeishuAdapter(settings, bot)
+def build_adapter(settings: FeishuSection, bot: WikiBot, *, connect: bool = True) -> FeishuAdapter:
+    return FeishuAdapter(settings, bot, connect=connect)

@@ -14,6 +14,7 @@ from typing import Any
 
 MESSAGE_EVENT = "im.message.receive_v1"
 CARD_ACTION_EVENT = "card.action.trigger"
+ACK = {"msg": "success"}  # the acknowledgement body of an event callback
 READABLE_TYPES = ("text", "post")
 _PLACEHOLDER = re.compile(r"@_(?:user_\d+|all)")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")

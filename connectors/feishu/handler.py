@@ -22,6 +22,7 @@ from bot.answering.wikibot import WikiBot
 from bot.infra.metrics import EVENTS_DEDUPLICATED, FEEDBACK
 from connectors.feishu.api import FeishuApi
 from connectors.feishu.events import (
+    ACK,
     CARD_ACTION_EVENT,
     MESSAGE_EVENT,
     Ignored,
@@ -35,7 +36,6 @@ from connectors.feishu.events import (
 from connectors.feishu.replier import CardChannel, CardStream
 
 log = logging.getLogger(__name__)
-_ACK = {"msg": "success"}
 SEEN_TTL_SECONDS = 7 * 24 * 3600  # Feishu retries for ~7 h; keep ids well past that
 
 
@@ -61,14 +61,14 @@ class FeishuHandler:
             return await self._card_action(envelope)
         if kind != MESSAGE_EVENT:
             log.debug("feishu: ignoring event type %r", kind)
-            return dict(_ACK)
+            return dict(ACK)
         eid, mid = event_id(envelope), message_id(envelope)
         if not (self._claim("event", eid) and self._claim("message", mid)):
             EVENTS_DEDUPLICATED.labels("feishu").inc()
             log.info("feishu: repeated delivery dropped (event %s, message %s)", eid, mid)
-            return dict(_ACK)
+            return dict(ACK)
         self._spawn(self._process(envelope))
-        return dict(_ACK)
+        return dict(ACK)
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait (bounded) for answers in progress; used on shutdown and by tests."""

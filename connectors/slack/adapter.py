@@ -9,6 +9,7 @@ so answers in flight belong to one loop and `stop()` can wait for them.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Coroutine
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.adapters import ack_seconds
 from bot.answering.wikibot import WikiBot
 from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
 from connectors.slack.app import build_bolt_app, make_client
@@ -47,10 +49,12 @@ class _TimedSocketModeHandler(AsyncSocketModeHandler):
 class SlackAdapter:
     name = "slack"
 
-    def __init__(self, settings: SlackSection, bot: WikiBot, *, stream_interval: float = 1.0) -> None:
+    def __init__(self, settings: SlackSection, bot: WikiBot, *, stream_interval: float = 1.0,
+                 connect: bool = True) -> None:
         s = settings
         self.settings = settings
         self.mode = s.mode
+        self.connect = connect  # False: serve's front holds Socket Mode and passes envelopes to `receive`
         self.client = make_client(settings)
         self.handler = SlackHandler(bot, self.client, stream_interval=stream_interval)
         self.app = build_bolt_app(settings, self.handler)
@@ -68,7 +72,11 @@ class SlackAdapter:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.identity()
-        if self.mode == "socket":
+        if self.mode == "socket" and not self.connect:
+            if not self.settings.app_token.get_secret_value():
+                log.error("slack: socket mode needs SLACK_APP_TOKEN (xapp-…, scope connections:write); "
+                          "no events will arrive until it is set, or set SLACK_MODE=http")
+        elif self.mode == "socket":
             app_token = self.settings.app_token.get_secret_value()
             if not app_token:
                 log.error("slack: socket mode needs SLACK_APP_TOKEN (xapp-…, scope connections:write); "
@@ -93,7 +101,9 @@ class SlackAdapter:
 
     def health(self) -> dict[str, Any]:
         connected: bool | None = None
-        if self.mode == "socket":
+        if self.mode == "socket" and not self.connect:
+            ok = bool(self.settings.app_token.get_secret_value())  # the front adds its connection's state
+        elif self.mode == "socket":
             client = self.socket.client if self.socket else None
             session = client.current_session if client else None
             connected = bool(session is not None and not session.closed and client and not client.stale)
@@ -119,6 +129,25 @@ class SlackAdapter:
                 log.warning("slack: auth.test unreachable (%s); will retry on the first event", exc)
         return self.bot_user_id
 
+    async def receive(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A Socket Mode envelope from serve's front (bot.adapters.Adapter.receive): dispatched to the bolt
+        app as bolt's own Socket Mode handler does; returns {"payload": …} for the acknowledgement."""
+        from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
+
+        request = SocketModeRequest.from_dict(payload)
+        if request is None:
+            return {}
+        response = await self._on_home_loop(run_async_bolt_app(self.app, request))
+        if response.status != 200:
+            log.info("slack: %s envelope not acknowledged (status %s)", request.type, response.status)
+            return {}
+        if not response.body:
+            return {}
+        content_type = (response.headers.get("content-type") or [""])[0]
+        if content_type.startswith("application/json"):
+            return {"payload": json.loads(response.body)}
+        return {"payload": {"text": response.body}}
+
     # ----- HTTP mode --------------------------------------------------------------------------
     async def _events(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -137,7 +166,7 @@ class SlackAdapter:
             return JSONResponse({"error": "invalid request"}, status_code=r.status)
         response = await self._on_home_loop(self.http.handle(request))
         if response.status_code < 400:
-            ACK_SECONDS.labels("slack").observe(time.perf_counter() - started)
+            ACK_SECONDS.labels("slack").observe(ack_seconds(request.scope, started, time.perf_counter()))
         return response
 
     async def _on_home_loop(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -147,5 +176,5 @@ class SlackAdapter:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
-def build_adapter(settings: SlackSection, bot: WikiBot) -> SlackAdapter:
-    return SlackAdapter(settings, bot)
+def build_adapter(settings: SlackSection, bot: WikiBot, *, connect: bool = True) -> SlackAdapter:
+    return SlackAdapter(settings, bot, connect=connect)

@@ -34,9 +34,9 @@ from connectors.slack.settings import SlackSection
 from bot.answering.language import detect_language
 from bot.infra.metrics import EVENTS_DEDUPLICATED, EVENTS_REJECTED
 from bot.answering.texts import text
-from connectors.slack.render import FEEDBACK_ACTIONS
 from connectors.slack.handler import SlackHandler
 from connectors.slack.inbound import (
+    FEEDBACK_ACTIONS,
     Ignored,
     Inbound,
     parse_feedback,

@@ -11,6 +11,8 @@ from typing import Any
 
 from connectors.slack.mrkdwn import clean_incoming
 
+FEEDBACK_ACTIONS = {"wikibot_feedback_up": "up", "wikibot_feedback_down": "down"}  # action_id → value
+
 
 @dataclass(frozen=True)
 class Inbound:

@@ -16,6 +16,7 @@ from typing import Any
 from bot.answering.conversation import Outcome
 from bot.answering.models import OtherAsked, Reference, RefResult, Reply
 from bot.answering.texts import Lang, text
+from connectors.slack.inbound import FEEDBACK_ACTIONS
 from connectors.slack.mrkdwn import escape, link, to_mrkdwn, to_plain
 from connectors.slack.split import split_mrkdwn, truncate
 
@@ -25,7 +26,6 @@ MAX_BLOCKS = 50
 MESSAGE_CHARS = 11_000  # below the ~13k total at which Slack has answered msg_blocks_too_long
 NOTIFICATION_CHARS = 300  # `text=`: what notifications and screen readers show
 FEEDBACK_BLOCK_ID = "wikibot_feedback"
-FEEDBACK_ACTIONS = {"wikibot_feedback_up": "up", "wikibot_feedback_down": "down"}
 
 @dataclass
 class Message:

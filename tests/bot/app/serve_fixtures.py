@@ -146,6 +146,13 @@ class ServeProcess:
                     raise AssertionError(f"{self.name} did not come up in {timeout}s:\n{self.logs()}") from None
                 time.sleep(0.2)
 
+    def worker_pid(self) -> int:
+        """The worker process behind serve's front (bot/app/front.py): the one that holds the index and leases."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
     def health(self) -> dict[str, Any]:
         return httpx.get(self.url + "/healthz", timeout=5).json()  # type: ignore[no-any-return]
 

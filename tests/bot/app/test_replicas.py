@@ -40,8 +40,7 @@ def _sync_outcome(p: ServeProcess) -> str:
 
 
 def _pid(p: ServeProcess) -> int:
-    assert p.proc is not None
-    return p.proc.pid
+    return p.worker_pid()  # the lease's holder: the process that syncs
 
 
 async def test_the_schedule_fires_in_both_replicas_and_only_one_syncs(replicas: list[ServeProcess],

@@ -20,7 +20,7 @@ from bot.app.settings import Settings, load_settings
 from bot.answering.wikibot import WikiBot
 from bot.app import factories
 from bot.app.factories import open_index
-from connectors.feishu import FeishuAdapter
+from connectors.feishu.adapter import FeishuAdapter
 from retrieval.embedders import Embedder, make_embedder
 from retrieval.pages import Page
 from tests.fakes.feishu import FakeFeishu

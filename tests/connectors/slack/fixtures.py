@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from bot.app.settings import Settings, load_settings
 from bot.answering.wikibot import WikiBot
 from bot.app.factories import build_generator, open_index
-from connectors.slack import SlackAdapter
+from connectors.slack.adapter import SlackAdapter
 from retrieval.embedders import Embedder
 from retrieval.pages import Page
 from tests.fakes import slack_requests as sr
