@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -169,6 +170,13 @@ async def _front(settings: Settings) -> int:
 
     doors = front_doors(settings)
     connections = front_connections(settings)
+    host, port = settings.wikibot.http_host, settings.wikibot.http_port
+    try:  # the port first: a clash is said at once, before the worker loads anything
+        listener = _bind(host, port)
+    except OSError as exc:
+        log.error("serve: cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc} (set WIKIBOT_HTTP_PORT)")
+        return 1
     folder = Path(tempfile.mkdtemp(prefix="wikibot-serve-"))  # mode 0700: only this user reaches the socket
     socket_path = str(folder / "worker.sock")
     stop = asyncio.Event()
@@ -186,14 +194,13 @@ async def _front(settings: Settings) -> int:
         app = FrontApp(doors, channel, settings.wikibot.max_request_bytes, connections)
         for connection in connections:
             await connection.start(_hand_over_to(channel, connection.name), _ask_of(channel, connection.name))
-        server = uvicorn.Server(uvicorn.Config(app, host=settings.wikibot.http_host,  # type: ignore[arg-type]
-                                               port=settings.wikibot.http_port, log_level="warning",
-                                               log_config=None, access_log=False, lifespan="off"))
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,  # type: ignore[arg-type]
+                                               log_level="warning", log_config=None, access_log=False,
+                                               lifespan="off"))
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # ours, above
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-        serving = asyncio.create_task(server.serve())
-        log.info("wikibot front on %s:%s, quick acknowledgements for %s", settings.wikibot.http_host,
-                 settings.wikibot.http_port,
+        serving = asyncio.create_task(server.serve(sockets=[listener]))  # it listens from now on
+        log.info("wikibot front on %s:%s, quick acknowledgements for %s", host, port,
                  ", ".join([*sorted(doors), *(f"{c.name}'s connection" for c in connections)]) or "nothing")
         exited = asyncio.create_task(worker.wait())
         stopping = asyncio.create_task(stop.wait())
@@ -206,7 +213,7 @@ async def _front(settings: Settings) -> int:
         if worker_gone:
             log.error("serve: the worker process exited (code %s); stopping", worker.returncode)
         elif port_lost:
-            log.error("serve: the HTTP server stopped (is port %s free?)", settings.wikibot.http_port)
+            log.error("serve: the HTTP server stopped")
         code = await _stop_worker(worker)
         server.should_exit = True
         with contextlib.suppress(BaseException):
@@ -220,7 +227,23 @@ async def _front(settings: Settings) -> int:
         if worker.returncode is None:
             worker.kill()
             await worker.wait()
+        listener.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The port, bound but not yet listening (uvicorn listens once the worker is ready)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
 
 
 def _hand_over_to(channel: ChannelClient, platform: str) -> Any:

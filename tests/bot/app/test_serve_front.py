@@ -212,3 +212,20 @@ async def test_a_card_click_on_the_connection_gets_the_workers_toast(serve_conne
     assert answer["code"] == 200 and answer["data"]["toast"]["type"] == "success"
     assert await wait_until(lambda: metric(serve_connections.url, "wikibot_feedback_total", platform="feishu",
                                            value="up") == 1, 10)
+
+
+async def test_a_port_in_use_is_said_at_once_before_the_worker_loads_anything(tmp_path: Path,
+                                                                             feishu_wiki: FakeFeishu):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = ServeProcess.feishu(tmp_path, "clash", feishu_wiki)
+        proc.port = taken.getsockname()[1]
+        proc.start()
+        assert proc.proc is not None
+        code = await asyncio.to_thread(proc.proc.wait, 60)
+    assert code == 1
+    assert f"cannot listen on 127.0.0.1:{proc.port}" in proc.logs()
+    assert "worker" not in proc.logs()  # never started
