@@ -8,6 +8,14 @@ exact search over a plain segment measured fast enough (bench/index_bench.py; RE
 
 One process owns the folder: a lock file taken at open (and each shard's own WAL lock) turns
 a second wikibot process away with IndexLockedError instead of a corrupt index.
+
+Dense vectors are stored as float16 in "cold" memory-mapped files (paged in by the searches that read
+them; evictable page cache). float16 halves their bytes (the exact top 10 stayed numpy's float32 top 10);
+with the default "cached" placement searches read every vector file through both of the engine's two
+mappings of it, so RSS counted the vectors twice ("cold": only filtered searches read the second one).
+With 200k chunks this took `serve`'s peak from 2.10 to 1.75 GB RSS, 1.74 to 1.53 GB PSS, search no slower
+(bench/serve_rss_bench.py, bench/index_bench.py). Both are fixed when a collection is created: one made
+before keeps its float32 "cached" vectors until it is rebuilt.
 """
 
 from __future__ import annotations
@@ -107,7 +115,9 @@ class EdgeEngine:
             shutil.rmtree(path, ignore_errors=True)  # a half-made folder from a killed run
             vectors = {}
             if spec.dense_dim:
-                vectors["dense"] = qe.EdgeVectorParams(size=spec.dense_dim, distance=qe.Distance.Cosine)
+                vectors["dense"] = qe.EdgeVectorParams(size=spec.dense_dim, distance=qe.Distance.Cosine,
+                                                       datatype=qe.VectorStorageDatatype.Float16,
+                                                       memory=qe.Memory.Cold)
             sparse = {"sparse": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else {}
             if not vectors and not sparse:
                 sparse = {_PLACEHOLDER: qe.EdgeSparseVectorParams()}

@@ -205,3 +205,31 @@ def test_a_writer_killed_mid_write_loses_nothing_it_was_told_was_written(tmp_pat
         engine.upsert("k_chunks", [PointData(10**6, {"space": "s"}, dense=[1.0] * 8)])
     finally:
         engine.close()
+
+
+def test_dense_vectors_are_stored_as_float16_in_cold_memory_maps_and_scored_as_before(tmp_path):
+    """Half the bytes of float32, mapped but not pinned (bench/serve_rss_bench.py); the exact nearest
+    neighbours and the scores search reads back stay those of the float32 vectors."""
+    import json
+
+    import numpy as np
+
+    engine = EdgeEngine.open(tmp_path / "data")
+    try:
+        engine.create_collection("k_chunks", CollectionSpec(dense_dim=64, sparse=True, keyword_indexes=("space",)))
+        rng = np.random.default_rng(7)
+        X = rng.standard_normal((500, 64)).astype(np.float32)
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        engine.upsert("k_chunks", [PointData(i, {"space": f"s{i % 5}"}, dense=X[i].tolist()) for i in range(500)])
+        cfg = json.loads((engine.root / "k_chunks" / "edge_config.json").read_text())["vectors"]["dense"]
+        assert (cfg["datatype"], cfg["memory"]) == ("float16", "cold")
+        for q in X[:20] + rng.standard_normal((20, 64)).astype(np.float32) * 0.1:
+            truth = np.argsort(-(X @ q))[:10].tolist()
+            got = engine.query("k_chunks", dense=q.tolist(), limit=10)
+            assert [p.id for p in got] == truth
+            assert [p.id for p in engine.query("k_chunks", dense=q.tolist(), limit=10, where={"space": ["s1"]})] \
+                == [i for i in np.argsort(-(X @ q)).tolist() if i % 5 == 1][:10]
+        back = engine.retrieve("k_chunks", list(range(10)), with_payload=False, with_vectors=True)
+        assert np.abs(np.array([r.dense for r in back]) - X[[r.id for r in back]]).max() < 1e-3
+    finally:
+        engine.close()
