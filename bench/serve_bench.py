@@ -19,8 +19,8 @@ the Anthropic SDK and uvicorn all take part:
    - and when each question's model request reached the fake Anthropic, which splits "final" into
      the work before the model (decrypting, retrieval, the question log), the model's delay, and
      delivering the answer card after it;
-5. the serve process's memory (VmRSS after start-up, VmHWM before stopping, from
-   /proc/PID/status), then SIGTERM: exit code and how long the shutdown took.
+5. serve's memory (VmRSS after start-up, VmHWM before stopping, from /proc/PID/status, summed over
+   the front and the worker), then SIGTERM: exit code and how long the shutdown took.
 
 The questions are the answerable lines of bot/sample_questions.txt (the off-topic ones are
 answered at once without the model, which would hide the generation time), each made distinct
@@ -207,12 +207,16 @@ def serve_env(env: dict[str, str], feishu: FakeFeishu, anthropic: TimedAnthropic
 
 
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS / VmHWM (peak RSS) of a process, in KiB."""
-    out = {}
+    """VmRSS / VmHWM (peak RSS) of a process and its children (serve's front and worker), summed, in KiB.
+    The summed peak is an upper bound: the two processes need not peak at the same moment."""
+    out = {"VmRSS": 0, "VmHWM": 0}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
+        if key in out:
+            out[key] += int(value.split()[0])
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for key, value in proc_status(int(child)).items():
+            out[key] += value
     return out
 
 

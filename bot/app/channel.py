@@ -163,17 +163,23 @@ class ChannelServer:
         self.on_rejected = on_rejected
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._connection, path, limit=MAX_FRAME_BYTES)
 
     async def close(self) -> None:
+        """Finish the requests in hand (bounded), then end the connections so their readers stop."""
         if self._server is not None:
             self._server.close()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
+        for writer in list(self._connections):
+            writer.close()
+        await asyncio.sleep(0)  # the readers see the end of their streams
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections.add(writer)
         try:
             while True:
                 frame = await read_frame(reader)
@@ -186,6 +192,7 @@ class ChannelServer:
         except ChannelClosed:
             pass
         finally:
+            self._connections.discard(writer)
             writer.close()
 
     async def _serve(self, frame: Frame, writer: asyncio.StreamWriter) -> None:
