@@ -9,10 +9,13 @@ F6, 2026) count as rare.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from retrieval.sparse import tokenize
 
@@ -29,12 +32,53 @@ class QueryTerm:
     key: bool  # a number, a code or Latin word inside Chinese text, or a rare word
 
 
-@lru_cache(maxsize=1)
-def _jieba_idf() -> tuple[dict[str, float], float]:
-    import jieba.analyse
+class IdfTable:
+    """jieba's IDF table (`jieba/analyse/idf.txt`, 270k words) in ~13 MB: the words sorted in one string
+    and looked up by bisection. `jieba.analyse` itself keeps it as a dict and, on import, loads jieba's
+    part-of-speech model too: ~97 MB more in every process that weighs a question."""
 
-    t = jieba.analyse.default_tfidf
-    return t.idf_freq, float(t.median_idf)
+    def __init__(self, pairs: list[tuple[str, float]]) -> None:
+        pairs.sort()
+        self._words = "\n".join(w for w, _ in pairs)
+        self._starts = array("l")
+        position = 0
+        for word, _ in pairs:
+            self._starts.append(position)
+            position += len(word) + 1
+        self._values = array("f", (v for _, v in pairs))
+        ordered = sorted(self._values)
+        self.median = float(ordered[len(ordered) // 2]) if ordered else 0.0  # as jieba computes it
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def _word(self, i: int) -> str:
+        end = self._starts[i + 1] - 1 if i + 1 < len(self._starts) else len(self._words)
+        return self._words[self._starts[i]:end]
+
+    def get(self, word: str, default: float) -> float:
+        lo, hi = 0, len(self._values)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._word(mid) < word:
+                lo = mid + 1
+            else:
+                hi = mid
+        return float(self._values[lo]) if lo < len(self._values) and self._word(lo) == word else default
+
+
+@lru_cache(maxsize=1)
+def _jieba_idf() -> IdfTable:
+    spec = importlib.util.find_spec("jieba")
+    assert spec is not None and spec.submodule_search_locations
+    path = Path(list(spec.submodule_search_locations)[0]) / "analyse" / "idf.txt"
+    pairs = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            word, _, value = line.strip().partition(" ")
+            if word and value:
+                pairs.append((word, float(value)))
+    return IdfTable(pairs)
 
 
 @lru_cache(maxsize=1)
@@ -57,8 +101,8 @@ def _latin_weight(word: str) -> float:
 
 
 def _zh_weight(word: str) -> float:
-    idf, median = _jieba_idf()
-    return min(MAX_WEIGHT, idf.get(word, median))
+    idf = _jieba_idf()
+    return min(MAX_WEIGHT, idf.get(word, idf.median))
 
 
 @lru_cache(maxsize=4096)

@@ -59,3 +59,26 @@ def test_fit_separates_and_round_trips_through_json():
 def test_without_a_model_the_thresholds_decide():
     d = CoverageDecider("some-other-embedder")
     assert d.model is None
+
+
+def test_the_compact_idf_table_gives_jiebas_own_weights_without_loading_its_tagger():
+    """termweights reads jieba's IDF file itself (13 MB instead of ~110 MB for jieba.analyse and the
+    part-of-speech model it drags in); the weights must be jieba's."""
+    import random
+    import subprocess
+    import sys
+
+    import jieba.analyse
+
+    from retrieval.termweights import _jieba_idf
+
+    ours, theirs = _jieba_idf(), jieba.analyse.default_tfidf
+    assert len(ours) == len(theirs.idf_freq)
+    assert abs(ours.median - theirs.median_idf) < 1e-4
+    sample = random.Random(7).sample(sorted(theirs.idf_freq), 2000)
+    assert all(abs(ours.get(w, -1.0) - theirs.idf_freq[w]) < 1e-4 for w in sample)
+    assert ours.get("一个不在表里的词xyz", -1.0) == -1.0 and ours.get("", -1.0) == -1.0
+    code = ("import sys; from retrieval.termweights import query_terms; query_terms('液氮罐的温度是多少？'); "
+            "print('jieba.analyse' in sys.modules, 'jieba.posseg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
