@@ -24,9 +24,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.connectors.feishu.fixtures import wait_until
 from tests.connectors.feishu.wiki.fixtures import SPACE, URL_BASE, WikiFolder
+from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.feishu.im import Sent, deliver_webhook
 from tests.fakes.loopback import _free_port
+from tests.fakes.slack_server import FakeSlack
 
 TOKEN = "vt-serve-test"
 ENCRYPT_KEY = "ek-serve-test-5a1b2c"
@@ -42,8 +44,11 @@ PAGES = {
     "oncall": ("值班制度", "# 值班制度\n\n每周一上午十点交接值班。值班工程师负责处理告警，P1 告警需要在 30 分钟内响应。\n"),
 }
 
-__all__ = ["APP_SECRET", "ENCRYPT_KEY", "PAGES", "TOKEN", "ServeProcess", "docx_downloads", "feishu_wiki", "metric", "redis_url",
-           "wait_for_answer", "wait_until"]
+SLACK_SIGNING_SECRET = "slack-signing-secret-3c4d5e6f"
+
+__all__ = ["APP_SECRET", "ENCRYPT_KEY", "PAGES", "SLACK_SIGNING_SECRET", "TOKEN", "ServeProcess", "anthropic",
+           "docx_downloads", "fake_slack", "feishu_and_slack", "feishu_wiki", "metric", "redis_url", "wait_for_answer",
+           "wait_until"]
 
 
 @pytest.fixture
@@ -58,6 +63,35 @@ def feishu_wiki(tmp_path: Path) -> Iterator[FakeFeishu]:
     fake.im.verification_token = TOKEN  # type: ignore[attr-defined]
     with fake:
         yield fake
+
+
+@pytest.fixture
+def anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key="sk-ant-api03-serve-test-key-77") as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+async def feishu_and_slack(tmp_path: Path, name: str, feishu: FakeFeishu, slack: FakeSlack,
+                           anthropic: FakeAnthropic, **env: str) -> ServeProcess:
+    """A started replica with Feishu (webhook) and Slack (HTTP mode) on one process, Claude at the fake,
+    its start-up sync done; `env` changes the defaults (e.g. Socket Mode)."""
+    proc = ServeProcess.feishu(tmp_path, name, feishu, **{
+        "ANTHROPIC_API_KEY": anthropic.api_key, "ANTHROPIC_BASE_URL": anthropic.url,
+        "SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SLACK_SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url, "SLACK_MODE": "http", **env}).start()
+    try:
+        proc.wait_ready()
+        await wait_until(lambda: (proc.health().get("sync") or {}).get("last"), 60, interval=0.1)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
 
 
 def docx_downloads(fake: FakeFeishu) -> int:

@@ -10,47 +10,31 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.bot.app.serve_fixtures import *  # noqa: F403 - fixtures
-from tests.bot.app.serve_fixtures import ENCRYPT_KEY, ServeProcess, metric, wait_for_answer, wait_until
+from tests.bot.app.serve_fixtures import (ENCRYPT_KEY, SLACK_SIGNING_SECRET, ServeProcess, feishu_and_slack, metric,
+                                          wait_for_answer, wait_until)
 from tests.fakes import slack_requests as sr
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.slack_server import FakeSlack
 
-SIGNING_SECRET = "slack-signing-secret-3c4d5e6f"
+SIGNING_SECRET = SLACK_SIGNING_SECRET
 MARKER = "HOSTILE-BODY-MARKER"
 LIMIT = 1_048_576  # the default WIKIBOT_MAX_REQUEST_BYTES
-
-
-@pytest.fixture
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="sk-ant-api03-hardening-test-key-42") as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture
 async def serve(tmp_path: Path, feishu_wiki: FakeFeishu, fake_slack: FakeSlack,
                 anthropic: FakeAnthropic) -> AsyncIterator[ServeProcess]:
     """Feishu (webhook) and Slack (HTTP mode) on one process, Claude at the fake, default timeouts."""
-    proc = ServeProcess.feishu(tmp_path, "hardened", feishu_wiki, ANTHROPIC_API_KEY=anthropic.api_key,
-                               ANTHROPIC_BASE_URL=anthropic.url, SLACK_BOT_TOKEN=fake_slack.token,
-                               SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url,
-                               SLACK_MODE="http").start()
+    proc = await feishu_and_slack(tmp_path, "hardened", feishu_wiki, fake_slack, anthropic)
     try:
-        proc.wait_ready()
-        await wait_until(lambda: (proc.health().get("sync") or {}).get("last"), 60, interval=0.1)
         yield proc
     finally:
         proc.kill()

@@ -21,38 +21,22 @@ import httpx
 import pytest
 
 from tests.bot.app.serve_fixtures import *  # noqa: F403 - fixtures
-from tests.bot.app.serve_fixtures import ServeProcess, metric, wait_for_answer, wait_until
+from tests.bot.app.serve_fixtures import (SLACK_SIGNING_SECRET, ServeProcess, feishu_and_slack, metric,
+                                          wait_for_answer, wait_until)
 from tests.fakes import slack_requests as sr
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.slack_server import FakeSlack
 
-SIGNING_SECRET = "slack-signing-secret-front-7a8b"
+SIGNING_SECRET = SLACK_SIGNING_SECRET
 ACK_BOUND = 10.0  # the acknowledgement must come at all while the worker is frozen; not a speed limit
-
-
-@pytest.fixture
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="sk-ant-api03-front-test-key-31") as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture
 async def serve(tmp_path: Path, feishu_wiki: FakeFeishu, fake_slack: FakeSlack,
                 anthropic: FakeAnthropic) -> AsyncIterator[ServeProcess]:
-    proc = ServeProcess.feishu(tmp_path, "front", feishu_wiki, ANTHROPIC_API_KEY=anthropic.api_key,
-                               ANTHROPIC_BASE_URL=anthropic.url, SLACK_BOT_TOKEN=fake_slack.token,
-                               SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url,
-                               SLACK_MODE="http").start()
+    proc = await feishu_and_slack(tmp_path, "front", feishu_wiki, fake_slack, anthropic)
     try:
-        proc.wait_ready()
-        await wait_until(lambda: (proc.health().get("sync") or {}).get("last"), 60, interval=0.1)
         yield proc
     finally:
         proc.kill()
@@ -153,13 +137,9 @@ async def test_a_second_serve_on_the_same_index_exits_with_the_workers_error(ser
 async def serve_connections(tmp_path: Path, feishu_wiki: FakeFeishu, fake_slack: FakeSlack,
                             anthropic: FakeAnthropic) -> AsyncIterator[ServeProcess]:
     """Feishu's long connection and Slack's Socket Mode, the defaults: the front holds both connections."""
-    proc = ServeProcess.feishu(tmp_path, "connections", feishu_wiki, FEISHU_EVENT_MODE="ws",
-                               ANTHROPIC_API_KEY=anthropic.api_key, ANTHROPIC_BASE_URL=anthropic.url,
-                               SLACK_BOT_TOKEN=fake_slack.token, SLACK_APP_TOKEN=fake_slack.app_token,
-                               SLACK_API_URL=fake_slack.api_url, SLACK_MODE="socket").start()
+    proc = await feishu_and_slack(tmp_path, "connections", feishu_wiki, fake_slack, anthropic,
+                                  FEISHU_EVENT_MODE="ws", SLACK_MODE="socket", SLACK_APP_TOKEN=fake_slack.app_token)
     try:
-        proc.wait_ready()
-        await wait_until(lambda: (proc.health().get("sync") or {}).get("last"), 60, interval=0.1)
         await wait_until(lambda: proc.health()["ok"], 30, interval=0.1)
         yield proc
     finally:

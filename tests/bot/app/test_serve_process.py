@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,12 +20,6 @@ from tests.fakes.feishu import FakeFeishu
 from tests.bot.app.serve_fixtures import *  # noqa: F403 - fixtures
 from tests.bot.app.serve_fixtures import (APP_SECRET, ENCRYPT_KEY, PAGES, ServeProcess, metric, wait_for_answer,
                                         wait_until)
-
-
-@pytest.fixture
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic(api_key="sk-ant-api03-serve-test-key-77") as fake:
-        yield fake
 
 
 @pytest.fixture
