@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -148,7 +149,7 @@ def run(settings: Settings, worker_socket: str | None = None) -> int:
         log.error(problem)
         print(f"error: {problem}")
         return 2
-    if worker_socket is None and settings.wikibot.serve_front:
+    if worker_socket is None and settings.wikibot.serve_front and sys.platform != "win32":  # Unix sockets
         from bot.app import front
 
         return front.run(settings)
