@@ -209,3 +209,13 @@ async def test_a_port_in_use_is_said_at_once_before_the_worker_loads_anything(tm
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{proc.port}" in proc.logs()
     assert "worker" not in proc.logs()  # never started
+
+
+async def test_a_worker_that_dies_takes_the_front_down_with_a_failure_code(serve: ServeProcess):
+    """A supervisor (systemd, Docker, Kubernetes) then restarts `serve`; a front left acknowledging events
+    that nobody answers would be worse than none."""
+    assert serve.proc is not None
+    os.kill(serve.worker_pid(), signal.SIGKILL)
+    code = await asyncio.to_thread(serve.proc.wait, 60)
+    assert code != 0
+    assert "the worker process exited" in serve.logs()
