@@ -20,7 +20,8 @@ bench also reports the acknowledgement time `serve` itself records (`wikibot_ack
 read the figures as orders of magnitude, and run it on a quiet machine.
 
     python bench/serve_ack_bench.py [--events 200] [--rate 20] [--pages 400] [--answer-seconds 2]
-                                    [--scenarios idle,sync,burst] [--platforms feishu,slack] [--one-process]
+                                    [--scenarios idle,sync,burst] [--platforms feishu,slack]
+                                    [--transport http|connection] [--one-process]
 """
 
 from __future__ import annotations
@@ -128,6 +129,32 @@ def server_ack_p99_ms(url: str, platform: str) -> str:
     return "?"
 
 
+async def send_on_connections(fake: FakeFeishu, slack: FakeSlack, name: str, kinds: list[str],
+                              rate: float | None) -> list[tuple[float, float]]:
+    """`--transport connection`: events pushed over Feishu's long connection and Slack's Socket Mode by the
+    fakes (in this process); ack = pushed → the client's answer seen by the fake. The fakes share this
+    process with the one that answers the bot's card updates, so read these as upper bounds."""
+    begin = time.monotonic()
+
+    async def one(i: int, kind: str) -> tuple[float, float]:
+        if rate:
+            await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))
+        question = f"{QUESTIONS[i % len(QUESTIONS)]}（{name} {i}）"
+        t0 = time.monotonic()
+        if kind == "feishu":
+            answer = await fake.im.ws_deliver(fake.im.message_event(  # type: ignore[attr-defined]
+                question, chat_id=f"oc_bench{i % 50:02d}", user=f"ou_bench{i:04d}"), timeout=30)
+            assert answer["code"] == 200, answer
+            return t0, time.monotonic() - t0
+        envelope = sr.envelope(sr.mention(question, user=f"UBENCH{i:04d}", channel=f"CBENCH{i % 50:02d}"))
+        envelope_id = await asyncio.to_thread(slack.socket_send, "events_api", envelope)
+        while envelope_id not in slack.socket_ack_at:
+            await asyncio.sleep(0.001)
+        return t0, slack.socket_ack_at[envelope_id] - t0
+
+    return await asyncio.gather(*(one(i, kind) for i, kind in enumerate(kinds)))
+
+
 def _peak_rss_mib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -150,8 +177,12 @@ def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     platforms = args.platforms.split(",")
     with fake, FakeAnthropic(api_key="sk-ant-bench-key-0000") as anthropic, FakeSlack() as slack:
         anthropic.delay_seconds = args.answer_seconds
+        connections = args.transport == "connection"
         slack_env = {"SLACK_BOT_TOKEN": slack.token, "SLACK_SIGNING_SECRET": SLACK_SECRET,
-                     "SLACK_API_URL": slack.api_url, "SLACK_MODE": "http"} if "slack" in platforms else {}
+                     "SLACK_API_URL": slack.api_url, "SLACK_MODE": "socket" if connections else "http",
+                     "SLACK_APP_TOKEN": slack.app_token} if "slack" in platforms else {}
+        if connections:
+            slack_env["FEISHU_EVENT_MODE"] = "ws"
         proc = ServeProcess.feishu(tmp, name, fake, ANTHROPIC_API_KEY=anthropic.api_key,
                                    ANTHROPIC_BASE_URL=anthropic.url, LIMITS_QUESTIONS_PER_USER_PER_HOUR="0",
                                    LIMITS_QUESTIONS_PER_CHAT_PER_HOUR="0",
@@ -165,6 +196,8 @@ def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             else:
                 while not (proc.health().get("sync") or {}).get("last"):
                     time.sleep(0.2)
+            while connections and not proc.health()["ok"]:  # the long connection / Socket Mode is up
+                time.sleep(0.2)
             kinds = [platforms[i % len(platforms)] for i in range(args.events)]
             requests = []
             for i, kind in enumerate(kinds):
@@ -176,7 +209,10 @@ def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     requests.append(slack_request(proc.url + "/slack/events", question, f"CBENCH{i % 50:02d}",
                                                   f"UBENCH{i:04d}"))
             rate = None if name == "burst" else args.rate
-            sent = send_from_own_process(proc.url, requests, rate)
+            if connections:
+                sent = asyncio.run(send_on_connections(fake, slack, name, kinds, rate))
+            else:
+                sent = send_from_own_process(proc.url, requests, rate)
             still_syncing = (proc.health().get("sync") or {}).get("running")
             assert proc.proc is not None
             peaks = {"front": _peak_rss_mib(proc.proc.pid)} if not args.one_process else {}
@@ -202,6 +238,8 @@ def main() -> None:
     p.add_argument("--scenarios", default="idle,sync,burst")
     p.add_argument("--platforms", default="feishu",
                    help="feishu, slack or feishu,slack (events alternate; Slack in HTTP mode)")
+    p.add_argument("--transport", choices=("http", "connection"), default="http",
+                   help="http: webhooks / HTTP mode; connection: Feishu's long connection and Slack's Socket Mode")
     p.add_argument("--one-process", action="store_true",
                    help="serve_front = false: everything in one process, as before the front (for comparison)")
     args = p.parse_args()
