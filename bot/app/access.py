@@ -31,26 +31,29 @@ class WikiAccess:
         self._warming: asyncio.Task[None] | None = None
 
     async def readable_spaces(self, platform: str, user_id: str) -> frozenset[str] | None:
-        if platform == "feishu":
-            return await self.feishu.readable_spaces(user_id)
-        if platform == "slack" and self.slack is not None:
-            email = await self.slack.email(user_id)
-            open_id = await self.feishu.open_id_by_email(email) if email else ""
-            if not open_id:
-                log.info("access: slack user %s has no Feishu account (by e-mail): tenant-wide pages only",
-                         user_id)
-                return await self.feishu.everyone_spaces()
-            return await self.feishu.readable_spaces(open_id)
-        return None
+        open_id = await self._feishu_id(platform, user_id)
+        if open_id is None:
+            return None
+        if platform == "slack" and not open_id:
+            log.info("access: slack user %s has no Feishu account (by e-mail): tenant-wide pages only", user_id)
+            return await self.feishu.everyone_spaces()
+        return await self.feishu.readable_spaces(open_id)
 
     async def reader_principals(self, platform: str, user_id: str) -> frozenset[str] | None:
         """What a page restricted below its space may name for this asker (None: nothing known)."""
+        open_id = await self._feishu_id(platform, user_id)
+        if open_id is None or (platform == "slack" and not open_id):
+            return None
+        return await self.feishu.principals(open_id)
+
+    async def _feishu_id(self, platform: str, user_id: str) -> str | None:
+        """The asker's Feishu open_id: as given on Feishu, by e-mail for a Slack user ('' when there is no
+        Feishu account); None on a platform whose people cannot be matched."""
         if platform == "feishu":
-            return await self.feishu.principals(user_id)
+            return user_id
         if platform == "slack" and self.slack is not None:
             email = await self.slack.email(user_id)
-            open_id = await self.feishu.open_id_by_email(email) if email else ""
-            return await self.feishu.principals(open_id) if open_id else None
+            return await self.feishu.open_id_by_email(email) if email else ""
         return None
 
     async def chat_members(self, platform: str, chat_id: str) -> Sequence[str] | None:

@@ -40,6 +40,7 @@ from typing import Any
 from bot.adapters import FrontConnection, QuickAckDoor
 from bot.app.channel import ChannelClient, ChannelClosed, Response, http_response, request_frame
 from bot.app.settings import Settings
+from bot.infra.metrics import platform_of
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,7 @@ class FrontApp:
 
     async def _refuse(self, scope: dict[str, Any], send: Any, size: int) -> None:
         path = str(scope.get("path", ""))
-        first = path.strip("/").split("/")[0]
-        platform = first if first in ("feishu", "slack") else "other"  # no label per made-up path
+        platform = platform_of(path)
         log.warning("request body too large: %s bytes or more to %s (limit %s); refused with 413",
                     size, path, self.limit)
         with contextlib.suppress(ChannelClosed):

@@ -25,7 +25,7 @@ from bot.answering.wikibot import WikiBot
 from bot.app.access import install_access
 from bot.app.factories import open_bot, wiki_source
 from bot.app.owners import start_owners
-from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED, REGISTRY
+from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED, REGISTRY, platform_of
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,7 @@ class _CapBodySize:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
         path = str(scope.get("path", ""))
-        first = path.strip("/").split("/")[0]
-        platform = first if first in ("feishu", "slack") else "other"  # no label per made-up path
-        EVENTS_REJECTED.labels(platform, "too_large").inc()
+        EVENTS_REJECTED.labels(platform_of(path), "too_large").inc()
         log.warning("request body too large: %s bytes or more to %s (limit %s); refused with 413",
                     size, path, self.limit)
         response = JSONResponse({"error": "request body too large"}, status_code=413)
@@ -187,8 +185,7 @@ async def _serve(settings: Settings, worker_socket: str | None = None) -> int:
     # SIGTERM is ours: uvicorn would otherwise stop serving at once, before answers in flight are done
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    channel = ChannelServer(app, on_event=_events_for(adapters),
-                            on_rejected=lambda platform, reason: EVENTS_REJECTED.labels(platform, reason).inc())
+    channel: ChannelServer | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -201,6 +198,8 @@ async def _serve(settings: Settings, worker_socket: str | None = None) -> int:
         log.info("wikibot serving on %s:%s with %s", settings.wikibot.http_host, settings.wikibot.http_port,
                  ", ".join(a.name for a in adapters))
     else:  # behind the front (bot/app/front.py): it listens on the port once this socket answers
+        channel = ChannelServer(app, on_event=_events_for(adapters),
+                                on_rejected=lambda platform, reason: EVENTS_REJECTED.labels(platform, reason).inc())
         await channel.start(worker_socket)
         serving = asyncio.create_task(stop.wait())
         log.info("wikibot worker ready with %s (the front serves %s:%s)", ", ".join(a.name for a in adapters),
@@ -216,7 +215,8 @@ async def _serve(settings: Settings, worker_socket: str | None = None) -> int:
         await _bounded(scheduler.wait_idle())  # never close the index under a sync
     server.should_exit = True
     await _bounded(serving)
-    await channel.close()
+    if channel is not None:
+        await channel.close()
     if access is not None:
         access.close()
     await bot.aclose()

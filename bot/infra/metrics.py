@@ -17,6 +17,12 @@ RETRIEVAL_SECONDS = Histogram("wikibot_retrieval_seconds", "Search latency", reg
 LLM_ERRORS = Counter("wikibot_llm_errors_total", "LLM failures by kind", ["kind"], registry=REGISTRY)
 EVENTS_DEDUPLICATED = Counter("wikibot_events_deduplicated_total", "Repeated deliveries dropped", ["platform"],
                               registry=REGISTRY)
+def platform_of(path: str) -> str:
+    """The `platform` label for a request refused before any adapter saw it: no label per made-up path."""
+    first = path.strip("/").split("/")[0]
+    return first if first in ("feishu", "slack") else "other"
+
+
 EVENTS_REJECTED = Counter("wikibot_events_rejected_total", "Events failing verification", ["platform", "reason"],
                           registry=REGISTRY)
 SYNC_RUNS = Counter("wikibot_sync_runs_total", "Sync runs by result", ["result"], registry=REGISTRY)

@@ -28,6 +28,7 @@ from bot.adapters import ack_seconds
 from bot.answering.wikibot import WikiBot
 from bot.infra.metrics import ACK_SECONDS, EVENTS_REJECTED
 from connectors.slack.app import build_bolt_app, make_client
+from connectors.slack.front import socket_connected
 from connectors.slack.handler import SlackHandler
 from connectors.slack.settings import SlackSection
 from connectors.slack.verify import Refused, check_request
@@ -104,9 +105,7 @@ class SlackAdapter:
         if self.mode == "socket" and not self.connect:
             ok = bool(self.settings.app_token.get_secret_value())  # the front adds its connection's state
         elif self.mode == "socket":
-            client = self.socket.client if self.socket else None
-            session = client.current_session if client else None
-            connected = bool(session is not None and not session.closed and client and not client.stale)
+            connected = socket_connected(self.socket.client if self.socket else None)
             ok = connected
         else:
             ok = bool(self.settings.signing_secret.get_secret_value())

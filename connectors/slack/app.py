@@ -58,10 +58,6 @@ def make_client(settings: SlackSection) -> AsyncWebClient:
                                           AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)])
 
 
-def command_name(name: str) -> str:
-    return "/" + name.strip().lstrip("/")
-
-
 def build_bolt_app(settings: SlackSection, handler: SlackHandler) -> AsyncApp:
     app = AsyncApp(
         name="wikibot",
@@ -128,7 +124,7 @@ def _register_events(app: AsyncApp, handler: SlackHandler) -> None:
 
 def _register_commands(app: AsyncApp, settings: SlackSection, handler: SlackHandler) -> None:
     Ack = Callable[..., Awaitable[None]]
-    names = {"ask": command_name(settings.ask_command), "ref": command_name(settings.ref_command)}
+    names = settings.commands
 
     def usage(words: str) -> str:
         return text("usage", detect_language(words), **names)

@@ -31,15 +31,11 @@ log = logging.getLogger(__name__)
 CONNECT_WAIT_SECONDS = 10.0
 
 
-def _commands(settings: SlackSection) -> set[str]:
-    return {"/" + c.strip().lstrip("/") for c in (settings.ask_command, settings.ref_command)}
-
-
 def front_doors(settings: SlackSection) -> dict[str, QuickAckDoor]:
     secret = settings.signing_secret.get_secret_value()
     if settings.mode != "http" or not secret:
         return {}
-    commands = _commands(settings)
+    commands = set(settings.commands.values())
 
     def events(headers: Mapping[str, str], body: bytes) -> QuickAck | None:
         if not signature_ok(secret, headers, body, time.time()):
@@ -91,7 +87,7 @@ class SocketModeFront:
 
     def __init__(self, settings: SlackSection) -> None:
         self.settings = settings
-        self.commands = _commands(settings)
+        self.commands = set(settings.commands.values())
         self.client: Any = None
         self._connecting: asyncio.Task[None] | None = None
 
@@ -137,7 +133,11 @@ class SocketModeFront:
             await self.client.close()
 
     def health(self) -> dict[str, Any]:
-        client = self.client
-        session = client.current_session if client else None
-        connected = bool(session is not None and not session.closed and client and not client.stale)
+        connected = socket_connected(self.client)
         return {"ok": connected, "socket_connected": connected}
+
+
+def socket_connected(client: Any) -> bool:
+    """Whether a Socket Mode client (slack_sdk's aiohttp one) has a live, fresh session."""
+    session = client.current_session if client else None
+    return bool(session is not None and not session.closed and client and not client.stale)

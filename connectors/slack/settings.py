@@ -21,3 +21,12 @@ class SlackSection(Section):
     @property
     def enabled(self) -> bool:
         return bool(self.bot_token.get_secret_value())
+
+    @property
+    def commands(self) -> dict[str, str]:
+        """The slash commands as Slack sends them: {"ask": "/ask", "ref": "/ref"}."""
+        return {"ask": command_name(self.ask_command), "ref": command_name(self.ref_command)}
+
+
+def command_name(name: str) -> str:
+    return "/" + name.strip().lstrip("/")
