@@ -14,6 +14,7 @@ point can be finished or cleaned up by the next one.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Sequence
@@ -22,14 +23,16 @@ import numpy as np
 
 from retrieval.chunker import Chunk, chunk_page
 from retrieval.embedders import Embedder
-from retrieval.engines import CollectionSpec, Engine, PointData, Sparse, open_engine
+from retrieval.engines import CollectionSpec, Compaction, Engine, PointData, Sparse, open_engine
 from retrieval.errors import IndexError_, IndexLockedError, IndexMismatchError, LegacyIndexError
 from retrieval.ids import META_POINT_ID, chunk_point_id, page_point_id
 from retrieval.pages import Page
 from retrieval.search import Hit, SearchMode, search
 from retrieval.sparse import document_vector
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
+COMPACT_CHECK_EVERY = 512  # chunk points written between looks at the write segment's size
 KEYWORD_INDEXES = ("page_id", "space", "readers")  # filters run in the engine, on payload indexes
 
 
@@ -81,6 +84,7 @@ class WikiIndex:
         self.chunk_overlap = chunk_overlap
         self.fusion = fusion
         self._lock = threading.RLock()
+        self._written = 0  # chunk points written since the write segment was last looked at
 
     @property
     def collections(self) -> tuple[str, ...]:
@@ -203,7 +207,19 @@ class WikiIndex:
             if reused and old_rev:
                 self.engine.set_payload(self.chunks_collection, reused, {"revs": [rev]})
         self._write_page_record(page, rev, new_ids, [], old)
+        if self._written >= COMPACT_CHECK_EVERY:
+            self.compact()
         return UpsertResult(page.id, True, len(new_ids), embedded)
+
+    def compact(self) -> Compaction | None:
+        """Let the engine finish the chunks' write segment if it has grown (embedded engine; a page
+        boundary, no lock held: searches go on meanwhile). A failed compaction leaves the index as it was."""
+        self._written = 0
+        try:
+            return self.engine.compact(self.chunks_collection)
+        except RuntimeError as exc:
+            log.warning("%s; the index is unchanged and the next sync tries again", exc)
+            return None
 
     def _write_chunks(self, page: Page, chunks: Sequence[Chunk], texts: Sequence[str], ids: Sequence[str],
                       revs: list[str], force: bool) -> tuple[set[str], int]:
@@ -222,6 +238,7 @@ class WikiIndex:
                                     dense=vector.tolist(), sparse=Sparse(sv.indices, sv.values)))
         with self._lock:
             self.engine.upsert(self.chunks_collection, points)
+            self._written += len(points)
             for i, pid in enumerate(ids):
                 if pid in existing and not force:
                     self.engine.set_payload(self.chunks_collection, [pid], self._chunk_payload(page, chunks[i], revs))
@@ -293,12 +310,12 @@ class WikiIndex:
 
 def open_index(data_dir: Any, embedder: Embedder, *, url: str = "", api_key: str = "", prefix: str = "wikibot",
                chunk_size: int = 480, chunk_overlap: int = 80, fusion: Literal["rrf", "dbsf"] = "rrf",
-               rebuild: bool = False, check: bool = True) -> WikiIndex:
+               rebuild: bool = False, check: bool = True, compact_above_mb: float = 64.0) -> WikiIndex:
     """The index on the configured engine (embedded under `data_dir`, or the server at `url`), checked.
 
     `check=False` skips creating/checking the collections, for a caller that rebuilds them itself.
     """
-    index = WikiIndex(open_engine(data_dir, url, api_key), embedder, prefix=prefix, chunk_size=chunk_size,
+    index = WikiIndex(open_engine(data_dir, url, api_key, compact_above_mb), embedder, prefix=prefix, chunk_size=chunk_size,
                       chunk_overlap=chunk_overlap, fusion=fusion)
     try:
         if check or rebuild:

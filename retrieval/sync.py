@@ -106,6 +106,7 @@ def sync_wiki(index: WikiIndex, source: WikiSource, *, full: bool = False, progr
     _remove_unlisted(index, listing, states, listed, source.source_id, report)
     if listing.complete:
         skips.forget_unlisted({s.id for s in listing.stubs})
+    index.compact()
     return report.finish(t0)
 
 

@@ -35,7 +35,7 @@ def open_index(settings: Settings, embedder: Embedder | None = None, rebuild: bo
     q, r = settings.qdrant, settings.retrieval
     return open_retrieval_index(settings.data_dir, embedder, url=q.url, api_key=q.api_key.get_secret_value(),
                                 prefix=q.collection_prefix, chunk_size=r.chunk_size, chunk_overlap=r.chunk_overlap,
-                                fusion=r.fusion, rebuild=rebuild, check=check)
+                                fusion=r.fusion, rebuild=rebuild, check=check, compact_above_mb=q.compact_above_mb)
 
 
 def build_generator(settings: Settings) -> "ClaudeGenerator | None":

@@ -46,6 +46,8 @@ class QdrantSection(Section):
     url: str = ""
     api_key: SecretStr = SecretStr("")
     collection_prefix: str = "wikibot"
+    # embedded engine: a write segment past this many MB on disk is compacted off the heap; 0: never
+    compact_above_mb: float = Field(64.0, ge=0)
 
 
 class EmbeddingSection(Section):

@@ -59,6 +59,18 @@ class Scored:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """One compaction of an embedded collection's write segment (see retrieval.engines.compaction)."""
+
+    collection: str
+    appendable_mb: float  # what the write segment held on disk before
+    seconds: float  # from the copy to the swap
+    copy_s: float
+    optimize_s: float
+    segments: int  # after
+
+
 KeywordFilter = Mapping[str, Sequence[str]]  # field -> any of these values; all fields must match
 # field -> "empty (absent or []) or any of these values"; all fields must match (e.g. a page's readers)
 EmptyOrFilter = Mapping[str, Sequence[str]]
@@ -88,11 +100,15 @@ class Engine(Protocol):
               empty_or: EmptyOrFilter | None = None) -> list[Scored]:
         """Nearest points by dense, sparse, or both fused (each side prefetches `limit`)."""
         ...
+    def compact(self, name: str) -> Compaction | None:
+        """Settle what writes left unfinished, if that is the engine's job and worth it now."""
+        ...
     def close(self) -> None: ...
 
 
-def open_engine(data_dir: Path | str, url: str = "", api_key: str = "") -> Engine:
-    """The Qdrant server at `url`, else the embedded engine under `data_dir/qdrant-edge`."""
+def open_engine(data_dir: Path | str, url: str = "", api_key: str = "", compact_above_mb: float = 64.0) -> Engine:
+    """The Qdrant server at `url`, else the embedded engine under `data_dir/qdrant-edge` (which compacts a
+    collection's write segment once it holds more than `compact_above_mb` on disk; 0: never)."""
     if url:
         from retrieval.engines.server import ServerEngine
 
@@ -100,7 +116,7 @@ def open_engine(data_dir: Path | str, url: str = "", api_key: str = "") -> Engin
     from retrieval.engines.copy import migrate_legacy
     from retrieval.engines.edge import LEGACY_FOLDER, EdgeEngine, is_legacy_folder
 
-    engine = EdgeEngine.open(Path(data_dir))
+    engine = EdgeEngine.open(Path(data_dir), compact_above_mb)
     try:  # carry an older wikibot's local-mode index over, once
         legacy = Path(data_dir) / LEGACY_FOLDER
         if is_legacy_folder(legacy) and not engine.collections():
@@ -116,5 +132,5 @@ def norm_id(value: Any) -> PointId:
     return value if isinstance(value, int) else str(value)
 
 
-__all__ = ["Engine", "CollectionSpec", "PointData", "Record", "Scored", "Sparse", "KeywordFilter",
+__all__ = ["Engine", "Compaction", "CollectionSpec", "PointData", "Record", "Scored", "Sparse", "KeywordFilter",
            "EmptyOrFilter", "PointId", "Fusion", "open_engine", "norm_id", "RRF_K"]

@@ -16,6 +16,11 @@ mappings of it, so RSS counted the vectors twice ("cold": only filtered searches
 With 200k chunks this took `serve`'s peak from 2.10 to 1.75 GB RSS, 1.74 to 1.53 GB PSS, search no slower
 (bench/serve_rss_bench.py, bench/index_bench.py). Both are fixed when a collection is created: one made
 before keeps its float32 "cached" vectors until it is rebuilt.
+
+Compaction (`compact`, retrieval/engines/compaction.py): once a collection's write segment holds more than
+`compact_above_mb` on disk, a child process turns a copy of it into finished segments (sparse index and
+vectors memory-mapped instead of on the heap) and the copy is swapped in. Writes to that collection wait
+for it; searches go on, and wait only for the swap itself (closing one shard, loading the other).
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ import logging
 import re
 import shutil
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
-from retrieval.engines import (RRF_K, CollectionSpec, EmptyOrFilter, Fusion, KeywordFilter, PointData,
+from retrieval.engines import compaction
+from retrieval.engines import (RRF_K, CollectionSpec, Compaction, EmptyOrFilter, Fusion, KeywordFilter, PointData,
                                PointId, Record, Scored, Sparse, norm_id)
 from retrieval.errors import IndexLockedError
 
@@ -72,26 +80,40 @@ class _FolderLock:
             self._fh = None
 
 
+class _Gate:
+    """One collection's traffic: writers take `write` (a compaction holds it throughout); readers
+    count themselves in, and wait only while the shard is being swapped."""
+
+    def __init__(self) -> None:
+        self.write = threading.RLock()
+        self.cond = threading.Condition()
+        self.readers = 0
+        self.swapping = False
+
+
 class EdgeEngine:
     kind: Literal["embedded", "server"] = "embedded"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, compact_above_mb: float = 64.0) -> None:
         import qdrant_edge
 
         self.qe = qdrant_edge
         self.root = root
         self.location = str(root)
+        self.compact_above_mb = compact_above_mb  # 0: never
         self._shards: dict[str, Any] = {}
-        self._guard = threading.RLock()  # the shard table; the shards themselves are thread-safe
+        self._gates: dict[str, _Gate] = {}
+        self._guard = threading.RLock()  # the shard and gate tables; the shards themselves are thread-safe
         self._lock = _FolderLock(root)
 
     @classmethod
-    def open(cls, data_dir: Path) -> "EdgeEngine":
+    def open(cls, data_dir: Path, compact_above_mb: float = 64.0) -> "EdgeEngine":
         """Open (creating) DATA_DIR/qdrant-edge, holding the folder's lock."""
         root = Path(data_dir) / FOLDER
         root.mkdir(parents=True, exist_ok=True)
-        engine = cls(root)
+        engine = cls(root, compact_above_mb)
         engine._lock.acquire()
+        compaction.recover(root)
         return engine
 
     # ----- collections ---------------------------------------------------------------------------
@@ -118,18 +140,18 @@ class EdgeEngine:
                 vectors["dense"] = qe.EdgeVectorParams(size=spec.dense_dim, distance=qe.Distance.Cosine,
                                                        datatype=qe.VectorStorageDatatype.Float16,
                                                        memory=qe.Memory.Cold)
-            sparse = {"sparse": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else {}
+            sparse = {"sparse": compaction.sparse_params(qe)} if spec.sparse else {}
             if not vectors and not sparse:
                 sparse = {_PLACEHOLDER: qe.EdgeSparseVectorParams()}
             cfg = qe.EdgeConfig(vectors=vectors or None, sparse_vectors=sparse or None,
-                                optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))
+                                **compaction.finished_segments(qe))
             shard = _call(qe.EdgeShard.create, str(path), cfg)
             for key in spec.keyword_indexes:
                 shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
             self._shards[name] = shard
 
     def delete_collection(self, name: str) -> None:
-        with self._guard:
+        with self._gate(name).write, self._guard:
             shard = self._shards.pop(name, None)
             if shard is not None:
                 shard.close()
@@ -138,7 +160,8 @@ class EdgeEngine:
     def spec(self, name: str) -> CollectionSpec:
         cfg = json.loads((self._dir(name) / "edge_config.json").read_text(encoding="utf-8"))
         dense = (cfg.get("vectors") or {}).get("dense")
-        info = self._shard(name).info()
+        with self._reading(name) as shard:
+            info = shard.info()
         return CollectionSpec(dense_dim=int(dense["size"]) if dense else None,
                               sparse="sparse" in (cfg.get("sparse_vectors") or {}),
                               keyword_indexes=tuple(sorted(info.payload_schema)))
@@ -154,6 +177,31 @@ class EdgeEngine:
                 self._shards[name] = _call(self.qe.EdgeShard.load, str(self._dir(name)))
             return self._shards[name]
 
+    def _gate(self, name: str) -> _Gate:
+        gate = self._gates.get(name)
+        if gate is None:
+            with self._guard:
+                gate = self._gates.setdefault(name, _Gate())
+        return gate
+
+    @contextmanager
+    def _reading(self, name: str) -> Iterator[Any]:
+        gate = self._gate(name)
+        with gate.cond:
+            gate.cond.wait_for(lambda: not gate.swapping)
+            gate.readers += 1
+        try:
+            yield self._shard(name)
+        finally:
+            with gate.cond:
+                gate.readers -= 1
+                gate.cond.notify_all()
+
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[Any]:
+        with self._gate(name).write, self._reading(name) as shard:
+            yield shard
+
     # ----- points --------------------------------------------------------------------------------
     def upsert(self, name: str, points: Sequence[PointData]) -> None:
         if not points:
@@ -167,31 +215,37 @@ class EdgeEngine:
             if p.sparse is not None:
                 vec["sparse"] = qe.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values))
             pts.append(qe.Point(p.id, vec, p.payload))
-        self._shard(name).update(qe.UpdateOperation.upsert_points(pts))
+        with self._writing(name) as shard:
+            shard.update(qe.UpdateOperation.upsert_points(pts))
 
     def retrieve(self, name: str, ids: Sequence[PointId], *, with_payload: bool = True,
                  with_vectors: bool = False) -> list[Record]:
         if not ids:
             return []
-        recs = self._shard(name).retrieve(list(ids), with_payload, bool(with_vectors))
+        with self._reading(name) as shard:
+            recs = shard.retrieve(list(ids), with_payload, bool(with_vectors))
         return [_record(r) for r in recs]
 
     def set_payload(self, name: str, ids: Sequence[PointId], payload: dict[str, Any]) -> None:
         if ids:
-            self._shard(name).update(self.qe.UpdateOperation.set_payload(list(ids), payload))
+            with self._writing(name) as shard:
+                shard.update(self.qe.UpdateOperation.set_payload(list(ids), payload))
 
     def delete(self, name: str, ids: Sequence[PointId]) -> None:
         if ids:
-            self._shard(name).update(self.qe.UpdateOperation.delete_points(list(ids)))
+            with self._writing(name) as shard:
+                shard.update(self.qe.UpdateOperation.delete_points(list(ids)))
 
     def scroll(self, name: str, *, limit: int = 1000, offset: PointId | None = None,
                with_vectors: bool = False) -> tuple[list[Record], PointId | None]:
-        recs, nxt = self._shard(name).scroll(self.qe.ScrollRequest(
-            offset=offset, limit=limit, with_payload=True, with_vector=bool(with_vectors)))
+        with self._reading(name) as shard:
+            recs, nxt = shard.scroll(self.qe.ScrollRequest(
+                offset=offset, limit=limit, with_payload=True, with_vector=bool(with_vectors)))
         return [_record(r) for r in recs], (None if nxt is None else norm_id(nxt))
 
     def count(self, name: str) -> int:
-        return int(self._shard(name).count(self.qe.CountRequest(exact=True)))
+        with self._reading(name) as shard:
+            return int(shard.count(self.qe.CountRequest(exact=True)))
 
     def query(self, name: str, *, dense: Sequence[float] | None = None, sparse: Sparse | None = None,
               limit: int = 10, where: KeywordFilter | None = None, fusion: Fusion = "rrf",
@@ -220,12 +274,79 @@ class EdgeEngine:
                 limit=limit, with_payload=True,
                 query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 prefetches=[qe.Prefetch(limit=limit, query=q, filter=flt) for q in queries])
-        return [Scored(norm_id(p.id), float(p.score), dict(p.payload or {})) for p in self._shard(name).query(req)]
+        with self._reading(name) as shard:
+            found = shard.query(req)
+        return [Scored(norm_id(p.id), float(p.score), dict(p.payload or {})) for p in found]
 
     def flush(self) -> None:
         with self._guard:
-            for shard in self._shards.values():
+            names = list(self._shards)
+        for name in names:
+            with self._writing(name) as shard:
                 shard.flush()
+
+    # ----- compaction ----------------------------------------------------------------------------
+    def compact(self, name: str) -> Compaction | None:
+        """Finish the collection's write segment once it holds more than `compact_above_mb` (else None).
+
+        Runs in the caller's thread for seconds to tens of seconds, but off the GIL: the optimizer runs
+        in a child process on a copy. Writes to this collection wait meanwhile; searches do not.
+        Raises RuntimeError when the child fails (the collection is then unchanged).
+        """
+        path = self._dir(name)
+        if not self.compact_above_mb or not self.collection_exists(name) or not self.spec(name).sparse:
+            return None  # only a sparse index lives on the heap
+        gate = self._gate(name)
+        with gate.write:
+            with self._reading(name) as shard:
+                shard.flush()  # the segment's files hold what the WAL holds
+            held = compaction.appendable_mb(path)
+            if held <= self.compact_above_mb:
+                return None
+            t0 = time.perf_counter()
+            work = self.root / compaction.WORK / name
+            report = compaction.compact_in_child(path, work)
+            self._swap(name, work)
+            done = Compaction(name, round(held, 1), round(time.perf_counter() - t0, 2), report["copy_s"],
+                              report["optimize_s"], report["segments"])
+        log.info("compacted %s: %.0f MB of write segment in %.1f s (copy %.1f s, optimize %.1f s), %d segments",
+                 name, held, done.seconds, done.copy_s, done.optimize_s, done.segments)
+        return done
+
+    def _swap(self, name: str, work: Path) -> None:
+        """Put the finished copy in the collection's place; searches wait only for this step."""
+        path, retired = self._dir(name), self.root / compaction.RETIRED / name
+        gate = self._gate(name)
+        with gate.cond:
+            gate.swapping = True
+            gate.cond.wait_for(lambda: gate.readers == 0)
+        try:
+            with self._guard:
+                old = self._shards.pop(name, None)
+                if old is not None:
+                    old.close()
+                shutil.rmtree(retired, ignore_errors=True)
+                retired.parent.mkdir(parents=True, exist_ok=True)
+                path.rename(retired)
+                work.rename(path)
+                try:
+                    self._shards[name] = _call(self.qe.EdgeShard.load, str(path))
+                except Exception:  # the copy does not open: back to the shard as it was
+                    shutil.rmtree(path, ignore_errors=True)
+                    retired.rename(path)
+                    self._shards[name] = _call(self.qe.EdgeShard.load, str(path))
+                    raise
+        finally:
+            with gate.cond:
+                gate.swapping = False
+                gate.cond.notify_all()
+        shutil.rmtree(retired, ignore_errors=True)
+        for folder in (retired.parent, work.parent):
+            try:
+                folder.rmdir()
+            except OSError:  # another collection's compaction uses it
+                pass
+        _release_freed_memory()
 
     def close(self) -> None:
         with self._guard:
@@ -236,6 +357,16 @@ class EdgeEngine:
                     pass
             self._shards.clear()
             self._lock.release()
+
+
+def _release_freed_memory() -> None:
+    """Hand the closed shard's heap back to the system (glibc keeps freed memory otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 def is_legacy_folder(path: Path) -> bool:

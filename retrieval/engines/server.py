@@ -10,7 +10,7 @@ import logging
 import warnings
 from typing import Any, Literal, Sequence
 
-from retrieval.engines import (CollectionSpec, EmptyOrFilter, Fusion, KeywordFilter, PointData, PointId,
+from retrieval.engines import (CollectionSpec, Compaction, EmptyOrFilter, Fusion, KeywordFilter, PointData, PointId,
                                Record, Scored, Sparse, norm_id)
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,10 @@ class ServerEngine:
                 query=m.FusionQuery(fusion=m.Fusion.RRF if fusion == "rrf" else m.Fusion.DBSF),
                 limit=limit, with_payload=True)
         return [Scored(norm_id(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+
+    def compact(self, name: str) -> Compaction | None:
+        """Nothing to do: a Qdrant server runs its own optimizers."""
+        return None
 
     def close(self) -> None:
         try:
