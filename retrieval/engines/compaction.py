@@ -62,10 +62,14 @@ def compact_in_child(shard_dir: Path, work: Path, timeout: float | None = None) 
     Returns the child's report; raises RuntimeError (the copy removed) when the child fails.
     """
     shutil.rmtree(work, ignore_errors=True)
-    work.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    shutil.copytree(shard_dir, work)
-    (work / DONE).unlink(missing_ok=True)  # the mark of the compaction that made this shard
+    try:
+        work.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(shard_dir, work)
+        (work / DONE).unlink(missing_ok=True)  # the mark of the compaction that made this shard
+    except OSError as exc:  # e.g. the disk is full: the shard itself is untouched
+        shutil.rmtree(work, ignore_errors=True)
+        raise RuntimeError(f"compaction of {shard_dir.name} failed: cannot copy the shard: {exc}") from None
     copied = time.perf_counter() - t0
     import subprocess
 

@@ -350,13 +350,21 @@ class EdgeEngine:
 
     def close(self) -> None:
         with self._guard:
-            for shard in self._shards.values():
-                try:
-                    shard.close()
-                except Exception:  # pragma: no cover - closing twice
-                    pass
-            self._shards.clear()
-            self._lock.release()
+            gates = list(self._gates.values())
+        for gate in gates:  # a compaction under way finishes (or fails) first
+            gate.write.acquire()
+        try:
+            with self._guard:
+                for shard in self._shards.values():
+                    try:
+                        shard.close()
+                    except Exception:  # pragma: no cover - closing twice
+                        pass
+                self._shards.clear()
+                self._lock.release()
+        finally:
+            for gate in gates:
+                gate.write.release()
 
 
 def _release_freed_memory() -> None:
