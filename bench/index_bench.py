@@ -1,6 +1,6 @@
 """The embedded index at scale: search latency, recall, upsert rate, reopen time, memory, event-loop stalls.
 
-    python bench/index_bench.py --sizes 50000,200000
+    python bench/index_bench.py --sizes 50000,200000 [--compact-above-mb 64] [--queries 200] [--out rows.json]
 
 Synthetic but realistically shaped data: 384-dim unit dense vectors; sparse vectors of ~60 distinct
 terms drawn from a Zipf(1) vocabulary of 50k terms with BM25 document weights (as `retrieval.sparse`
@@ -9,8 +9,13 @@ Chinese texts in the payload. Each size runs in two child processes:
 
 - build: creates the index through the engine interface (WikiIndex's collections: chunks with payload
   indexes on page_id and space, and page records), upserting in batches of 256 (upsert rate, peak RSS),
-  and checks the engine's dense top 10 against numpy brute force;
-- serve: reopens the folder (reopen time) and times `retrieval.search.search` — the full search path
+  compacting as a sync does (`EdgeEngine.compact` of the chunks after every 512 chunk points written and
+  once at the end, with the engine's default threshold of 64 MB of write segment; --compact-above-mb 0:
+  never, the index stays one write segment as before compaction existed), and checks the engine's dense
+  top 10 against numpy brute force; it reports the compactions (count, time, the compaction child
+  processes' peak RSS) and the segments left;
+- serve: reopens the folder (reopen time: the collections checked; and with the chunks' shard opened,
+  which the engine does on first use) and times `retrieval.search.search` — the full search path
   (hybrid engine query with RRF over dense + sparse prefetches, current-revision check, dense scores
   and lexical coverage of the hits) with the query vectors given, i.e. excluding query embedding — with
   and without a 2% space filter; recall of the hybrid top 10 against the engine's exact search; peak RSS
@@ -33,6 +38,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,14 +152,72 @@ class Ticker:
         return {"stall_p99_ms": pct(self.lates, 99), "stall_max_ms": pct(self.lates, 100)}
 
 
-def _index(root: Path):  # type: ignore[no-untyped-def]
+def _index(root: Path, compact_above_mb: float = 64.0):  # type: ignore[no-untyped-def]
     from retrieval.engines.edge import EdgeEngine
     from retrieval.index import WikiIndex
 
-    return WikiIndex(EdgeEngine.open(root), _Embedder(), prefix="bench")  # type: ignore[arg-type]
+    engine = EdgeEngine.open(root, compact_above_mb)
+    return WikiIndex(engine, _Embedder(), prefix="bench")  # type: ignore[arg-type]
 
 
-def child_build(data: Path, root: Path) -> dict:
+def children_peak_mb() -> float:
+    """The largest peak RSS of the child processes waited for so far (here: the compaction children)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+class Compactor:
+    """Compacts a collection as a sync does: `engine.compact(name)` once `every` points were written since
+    the last look (WikiIndex: COMPACT_CHECK_EVERY chunk points, looked at between pages), and once at the end
+    (`finish`). The engine itself decides whether the write segment is big enough (its compact_above_mb)."""
+
+    def __init__(self, engine: Any, name: str, every: int | None = None) -> None:
+        from retrieval.index import COMPACT_CHECK_EVERY
+
+        self.engine, self.name = engine, name
+        self.every = COMPACT_CHECK_EVERY if every is None else every
+        self.written = 0
+        self.done: list[Any] = []  # retrieval.engines.Compaction, one per compaction that ran
+        self.calls = 0
+        self.calls_s = 0.0  # every compact() call, the ones that found too little to do included
+
+    def wrote(self, n: int) -> None:
+        self.written += n
+        if self.written >= self.every:
+            self.check()
+
+    def check(self) -> Any:
+        self.written = 0
+        t = time.perf_counter()
+        done = self.engine.compact(self.name)
+        self.calls += 1
+        self.calls_s += time.perf_counter() - t
+        if done is not None:
+            self.done.append(done)
+        return done
+
+    finish = check
+
+    def report(self) -> dict[str, Any]:
+        d = self.done
+        return {"compactions": len(d), "compaction_s": round(sum(c.seconds for c in d), 1),
+                "compaction_copy_s": round(sum(c.copy_s for c in d), 1),
+                "compaction_optimize_s": round(sum(c.optimize_s for c in d), 1),
+                "compaction_max_s": max((c.seconds for c in d), default=0.0),
+                "compaction_write_segment_mb": [c.appendable_mb for c in d],
+                "compact_calls": self.calls, "compact_calls_s": round(self.calls_s, 1),
+                "segments_after_last_compaction": d[-1].segments if d else None}
+
+
+def segments(shard_dir: Path) -> dict[str, Any]:
+    """A shard's segments: how many, how many still open for writes, and the MB those hold on disk."""
+    from retrieval.engines.compaction import _APPENDABLE, appendable_mb
+
+    segs = [p for p in (shard_dir / "segments").iterdir() if p.is_dir()]
+    return {"segments": len(segs), "appendable": sum((p / _APPENDABLE).exists() for p in segs),
+            "appendable_mb": round(appendable_mb(shard_dir), 1)}
+
+
+def child_build(data: Path, root: Path, compact_above_mb: float = 64.0) -> dict:
     from retrieval.engines import PointData, Sparse
     from retrieval.ids import page_point_id
 
@@ -161,9 +225,10 @@ def child_build(data: Path, root: Path) -> dict:
     ptr, ind, val = np.load(data / "ptr.npy"), np.load(data / "ind.npy"), np.load(data / "val.npy")
     n = len(X)
     texts = _texts()
-    ix = _index(root)
+    ix = _index(root, compact_above_mb)
     ix.ensure_collections()
-    out: dict = {"n": n}
+    out: dict = {"n": n, "compact_above_mb": compact_above_mb}
+    compactor = Compactor(ix.engine, ix.chunks_collection)
 
     def chunk(i: int) -> PointData:
         page = i // CHUNKS_PER_PAGE
@@ -183,10 +248,15 @@ def child_build(data: Path, root: Path) -> dict:
             ix.engine.upsert(ix.pages_collection, [PointData(page_point_id(f"p{p}"), {
                 "page_id": f"p{p}", "rev": "r1", "space": f"s{p % SPACES}", "chunk_ids": [], "pending_ids": []})
                 for p in pages])
+            compactor.wrote(e - s)
+        compactor.finish()
     secs = time.perf_counter() - t0
+    ix.engine.flush()  # a write segment is recognisable on disk once flushed
     out.update(upsert_s=round(secs, 1), upsert_points_per_s=round(n / secs), build_peak_rss_mb=round(peak_mb()),
-               **{f"upsert_{k}": v for k, v in tick.report().items()})
-    # the engine's dense top 10 against numpy brute force (exactness of the plain segment)
+               **{f"upsert_{k}": v for k, v in tick.report().items()}, **compactor.report(),
+               compaction_child_peak_rss_mb=round(children_peak_mb()),
+               build_rss_mb_at_end=rss_parts(), **segments(ix.engine.root / ix.chunks_collection))
+    # the engine's dense top 10 against numpy brute force (exactness of its search, compacted or not)
     Q = np.load(data / "Q.npy")[:50]
     rec = []
     for q in Q:
@@ -211,8 +281,10 @@ def child_serve(data: Path, root: Path, n_queries: int) -> dict:
     t = time.perf_counter()
     ix = _index(root)
     ix.ensure_collections()
-    out: dict = {"reopen_s": round(time.perf_counter() - t, 3), "rss_mb_before_reopen": rss0,
-                 "rss_mb_after_reopen": rss_parts()}
+    out: dict = {"reopen_s": round(time.perf_counter() - t, 3)}
+    ix.engine._shard(ix.chunks_collection)  # the engine opens a shard on first use: the chunks' shard now
+    out.update(reopen_with_chunks_shard_s=round(time.perf_counter() - t, 3), rss_mb_before_reopen=rss0,
+               rss_mb_after_reopen=rss_parts())
     t = time.perf_counter()
     search(ix, "首次", k=6, dense_vector=Q[0], sparse_vector=SparseVector(qj["qind"][0], [1.0] * len(qj["qind"][0])))
     out["first_search_after_reopen_ms"] = round((time.perf_counter() - t) * 1000, 1)
@@ -282,12 +354,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="50000,200000")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--compact-above-mb", type=float, default=64.0,
+                    help="compact the chunks while building once their write segment holds more (0: never)")
     ap.add_argument("--out", default="")
     ap.add_argument("--child", nargs=3, metavar=("WHAT", "DATA", "ROOT"))
     args = ap.parse_args()
     if args.child:
         what, data, root = args.child
-        res = child_build(Path(data), Path(root)) if what == "build" else \
+        res = child_build(Path(data), Path(root), args.compact_above_mb) if what == "build" else \
             child_serve(Path(data), Path(root), args.queries)
         print("RESULT " + json.dumps(res))
         return
@@ -297,14 +371,18 @@ def main() -> None:
         try:
             t = time.perf_counter()
             gen(n, n, tmp)
-            row: dict = {"n": n, "gen_s": round(time.perf_counter() - t, 1)}
+            row: dict = {"n": n, "gen_s": round(time.perf_counter() - t, 1),
+                         "load_average_at_start": os.getloadavg()[0]}
             for what in ("build", "serve"):
-                p = subprocess.run([sys.executable, __file__, "--queries", str(args.queries), "--child", what,
-                                    str(tmp), str(tmp / "index")], capture_output=True, text=True)
+                p = subprocess.run([sys.executable, __file__, "--queries", str(args.queries),
+                                    "--compact-above-mb", str(args.compact_above_mb),
+                                    "--child", what, str(tmp), str(tmp / "index")],
+                                   capture_output=True, text=True)
                 line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
                 if not line:
                     raise SystemExit(f"{what} failed:\n{p.stderr[-3000:]}")
                 row.update(json.loads(line[0][7:]))
+            row["load_average_at_end"] = os.getloadavg()[0]
             row["disk_mb"] = round(sum(f.stat().st_blocks * 512 for f in (tmp / "index").rglob("*") if f.is_file()) / 2**20)
             print(json.dumps(row), flush=True)
             results.append(row)

