@@ -73,11 +73,12 @@ def compact_in_child(shard_dir: Path, work: Path, timeout: float | None = None) 
     copied = time.perf_counter() - t0
     import subprocess
 
-    cmd = [sys.executable, "-m", "retrieval.engines.compaction", str(work)]
+    cmd = [sys.executable, "-m", "retrieval.engines.compaction", str(work), str(os.getpid())]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_project_root()),
                                                                     os.environ.get("PYTHONPATH", "")]))}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                          preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    # no preexec_fn: forking a threaded process that way can deadlock (OpenBLAS's fork handler waited
+    # for its threads while the GIL was held); the child sets its own parent-death signal instead
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0 or not (work / DONE).exists():
         shutil.rmtree(work, ignore_errors=True)
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
@@ -113,10 +114,14 @@ def _project_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    import ctypes
+def _die_with(parent: int) -> None:
+    """Be killed when the process that asked for the compaction dies (Linux), or stop if it is gone."""
+    if sys.platform == "linux":
+        import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above took effect
+        sys.exit(1)
 
 
 def main(argv: list[str]) -> int:
@@ -125,6 +130,8 @@ def main(argv: list[str]) -> int:
     import qdrant_edge as qe
 
     path = Path(argv[0])
+    if len(argv) > 1:
+        _die_with(int(argv[1]))
     t0 = time.perf_counter()
     config = qe.EdgeConfig(sparse_vectors={"sparse": sparse_params(qe)}, **finished_segments(qe))
     shard = qe.EdgeShard.load(str(path), config)
