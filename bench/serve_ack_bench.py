@@ -19,24 +19,39 @@ bench also reports the acknowledgement time `serve` itself records (`wikibot_ack
 /metrics buckets: an upper bound). The client and both fakes share the machine's cores with the bot:
 read the figures as orders of magnitude, and run it on a quiet machine.
 
+While the events are sent, a thread here samples serve's process tree every 0.2 s (the front, the worker
+and any child of theirs, e.g. an index compaction: RSS summed over the tree, pages shared between processes
+counted in each; and the largest compaction child). Once they are sent, the bench reads from serve's
+/metrics the answers finished so far (`wikibot_answer_seconds`: count, mean, p50 / p99 as bucket bounds; an
+answer includes the fake's ANSWER_SECONDS) and the searches (`wikibot_retrieval_seconds`), and from serve's
+log the index compactions ("compacted wikibot_chunks: ...") logged while the events were being sent; with
+--wait-answers S it waits up to S s more for every answer and reports them all. --env KEY=VALUE adds to
+serve's environment (e.g. QDRANT_COMPACT_ABOVE_MB=2: a 1,000-page sync, ~10 MB of chunks, then compacts
+several times); --log-dir keeps each scenario's serve.log.
+
     python bench/serve_ack_bench.py [--events 200] [--rate 20] [--pages 400] [--answer-seconds 2]
                                     [--scenarios idle,sync,burst] [--platforms feishu,slack]
                                     [--transport http|connection] [--one-process]
+                                    [--env KEY=VALUE ...] [--log-dir DIR] [--wait-answers S]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import calendar
 import json
 import multiprocessing
+import os
+import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Any
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,6 +65,8 @@ from tests.fakes.feishu import FakeFeishu  # noqa: E402
 from tests.fakes.slack_server import FakeSlack  # noqa: E402
 
 SLACK_SECRET = "slack-bench-signing-secret-1a2b"
+ANSWER_BOUNDS = ("0.25", "0.5", "1.0", "2.0", "4.0", "8.0", "15.0", "30.0", "60.0", "120.0")  # serve's
+RETRIEVAL_BOUNDS = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.0")
 QUESTIONS = ["VPN 连接失败怎么办？", "发布流程是怎样的？", "值班什么时候交接？", "P1 告警多久内响应？"]
 
 
@@ -162,6 +179,106 @@ def _peak_rss_mib(pid: int) -> int:
     return -1
 
 
+def _tree(root: int) -> list[int]:
+    """`root` and its descendants (children of any of their threads)."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                todo.extend(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def _rss_and_cmd(pid: int) -> tuple[int, str] | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return rss * 1024, cmd
+
+
+class TreeRss:
+    """Every `interval` s: RSS summed over serve's process tree; the peak sum, what made it up, and the
+    largest RSS seen of an index compaction child (`python -m retrieval.engines.compaction`)."""
+
+    def __init__(self, root: int, interval: float = 0.2) -> None:
+        self.root, self.interval = root, interval
+        self.peak: dict[str, Any] = {"sum_mib": 0}
+        self.compaction_children: dict[int, int] = {}  # pid -> largest RSS MiB seen
+        self.samples = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            procs = {p: m for p in _tree(self.root) if (m := _rss_and_cmd(p))}
+            self.samples += 1
+            total = sum(rss for rss, _ in procs.values()) // 2**20
+            for pid, (rss, cmd) in procs.items():
+                if "retrieval.engines.compaction" in cmd:
+                    self.compaction_children[pid] = max(self.compaction_children.get(pid, 0), rss // 2**20)
+            if total > self.peak["sum_mib"]:
+                self.peak = {"sum_mib": total, "processes": len(procs),
+                             "each_mib": [rss // 2**20 for rss, _ in procs.values()],
+                             "compaction_child_running": any("retrieval.engines.compaction" in c
+                                                             for _, c in procs.values())}
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    def __enter__(self) -> Self:
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+    def report(self) -> dict[str, Any]:
+        kids = list(self.compaction_children.values())  # largest RSS of each
+        return {"peak_tree_rss_mib": self.peak, "samples": self.samples,
+                "compaction_children_seen": len(kids),
+                "largest_compaction_child_rss_mib": max(kids, default=0)}
+
+
+def histogram(url: str, name: str, bounds: tuple[str, ...], **labels: str) -> dict[str, Any]:
+    """Count, mean and p50 / p99 (the bucket bound each falls under) of one of serve's histograms."""
+    count = metric(url, f"{name}_count", **labels)
+    out: dict[str, Any] = {"count": int(count)}
+    if not count:
+        return out
+    out["mean_ms"] = round(metric(url, f"{name}_sum", **labels) / count * 1000, 1)
+    for p in (50, 99):
+        bound = next((b for b in bounds if metric(url, f"{name}_bucket", le=b, **labels) >= p / 100 * count),
+                     None)
+        out[f"p{p}"] = f"<= {float(bound) * 1000:g} ms" if bound else f"> {float(bounds[-1]) * 1000:g} ms"
+    return out
+
+
+def compactions_logged(log_path: Path, start: float, end: float) -> dict[str, Any]:
+    """The index compactions serve logged ("compacted wikibot_chunks: ..."): all of them, and those between
+    `start` and `end` (wall clock, s), with their log times relative to `start`."""
+    seen: list[tuple[float, str]] = []
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        msg = str(rec.get("msg", ""))
+        if msg.startswith("compacted wikibot_chunks"):
+            ts = rec["ts"]  # 2024-01-01T00:00:00.000Z, UTC
+            when = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + int(ts[20:23]) / 1000
+            seen.append((when, msg))
+    inside = [(round(w - start, 1), m) for w, m in seen if start <= w <= end]
+    return {"total": len(seen), "while_sending": len(inside), "while_sending_at_s": [w for w, _ in inside],
+            "while_sending_msgs": [m for _, m in inside]}
+
+
 def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     fake = FakeFeishu(app_secret=APP_SECRET)
     fake.wiki.root = tmp / name / "wiki"  # type: ignore[attr-defined]
@@ -187,7 +304,8 @@ def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                    ANTHROPIC_BASE_URL=anthropic.url, LIMITS_QUESTIONS_PER_USER_PER_HOUR="0",
                                    LIMITS_QUESTIONS_PER_CHAT_PER_HOUR="0",
                                    FEISHU_WIKI_SPACES=f"{SPACE},{BIG_SPACE}",
-                                   WIKIBOT_SERVE_FRONT="false" if args.one_process else "true", **slack_env).start()
+                                   WIKIBOT_SERVE_FRONT="false" if args.one_process else "true", **slack_env,
+                                   **dict(kv.split("=", 1) for kv in args.env)).start()
         try:
             proc.wait_ready(240)
             if name == "sync":  # wait until the start-up sync is embedding pages
@@ -209,24 +327,57 @@ def scenario(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     requests.append(slack_request(proc.url + "/slack/events", question, f"CBENCH{i % 50:02d}",
                                                   f"UBENCH{i:04d}"))
             rate = None if name == "burst" else args.rate
-            if connections:
-                sent = asyncio.run(send_on_connections(fake, slack, name, kinds, rate))
-            else:
-                sent = send_from_own_process(proc.url, requests, rate)
-            still_syncing = (proc.health().get("sync") or {}).get("running")
             assert proc.proc is not None
+            load0, wall0 = os.getloadavg()[0], time.time()
+            with TreeRss(proc.proc.pid) as tree_rss:
+                if connections:
+                    sent = asyncio.run(send_on_connections(fake, slack, name, kinds, rate))
+                else:
+                    sent = send_from_own_process(proc.url, requests, rate)
+            wall1 = time.time()
+            still_syncing = (proc.health().get("sync") or {}).get("running")
+            finished = {kind: histogram(proc.url, "wikibot_answer_seconds", ANSWER_BOUNDS, platform=kind)
+                        for kind in platforms}
+            waited: dict[str, Any] = {}
+            if args.wait_answers:  # then every answer, once all are in (or the wait is over)
+                deadline = time.monotonic() + args.wait_answers
+
+                def answered() -> float:
+                    return sum(metric(proc.url, "wikibot_answer_seconds_count", platform=k)
+                               for k in platforms)
+
+                while time.monotonic() < deadline and answered() < len(sent):
+                    time.sleep(0.5)
+                waited = {"after_s": round(time.time() - wall1, 1),
+                          "sync_still_running": bool((proc.health().get("sync") or {}).get("running")),
+                          "compactions_logged_by_then":
+                              compactions_logged(proc.log_path, wall0, time.time())["total"],
+                          **{kind: histogram(proc.url, "wikibot_answer_seconds", ANSWER_BOUNDS, platform=kind)
+                             for kind in platforms}}
             peaks = {"front": _peak_rss_mib(proc.proc.pid)} if not args.one_process else {}
             peaks["worker" if not args.one_process else "serve"] = _peak_rss_mib(
                 proc.worker_pid() if not args.one_process else proc.proc.pid)
-            out: dict[str, Any] = {"scenario": name, "events": len(sent), "rate": rate or "burst",
-                                   "sync_still_running_after_last_ack": bool(still_syncing), "peak_rss_mib": peaks}
+            out: dict[str, Any] = {
+                "scenario": name, "events": len(sent), "rate": rate or "burst",
+                "sync_still_running_after_last_ack": bool(still_syncing), "peak_rss_mib": peaks,
+                "env": args.env, "sending_s": round(wall1 - wall0, 1),
+                "load_average": [load0, os.getloadavg()[0]], "tree": tree_rss.report(),
+                "compactions": compactions_logged(proc.log_path, wall0, wall1),
+                "retrieval": histogram(proc.url, "wikibot_retrieval_seconds", RETRIEVAL_BOUNDS),
+                "all_answers": waited}
             for kind in platforms:
                 acks = [a * 1000 for (_, a), k in zip(sent, kinds) if k == kind]
                 out[kind] = {"ack_p50_ms": round(pct(acks, 50), 1), "ack_p99_ms": round(pct(acks, 99), 1),
-                             "ack_max_ms": round(max(acks), 1), "server_ack_p99": server_ack_p99_ms(proc.url, kind)}
+                             "ack_max_ms": round(max(acks), 1),
+                             "server_ack_p99": server_ack_p99_ms(proc.url, kind), "answers": finished[kind]}
             return out
         finally:
-            proc.terminate(60)
+            try:
+                proc.terminate(60)
+            finally:  # kept even when serve hangs
+                if args.log_dir:
+                    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(proc.log_path, Path(args.log_dir) / f"{name}-serve.log")
 
 
 def main() -> None:
@@ -242,7 +393,13 @@ def main() -> None:
                    help="http: webhooks / HTTP mode; connection: Feishu's long connection and Slack's Socket Mode")
     p.add_argument("--one-process", action="store_true",
                    help="serve_front = false: everything in one process, as before the front (for comparison)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="added to serve's environment (repeatable), e.g. QDRANT_COMPACT_ABOVE_MB=2")
+    p.add_argument("--log-dir", default="", help="copy each scenario's serve.log here")
+    p.add_argument("--wait-answers", type=float, default=0.0,
+                   help="after the last ack, wait up to this many seconds for every answer; report them all")
     args = p.parse_args()
+    assert all("=" in kv for kv in args.env), args.env
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scenarios.split(","):
             r = scenario(name, args, Path(tmp))
@@ -252,6 +409,14 @@ def main() -> None:
                       f"p99 {k['ack_p99_ms']} ms, max {k['ack_max_ms']} ms (serve's own p99 {k['server_ack_p99']})"
                       + (f"; sync still running after the last ack: {r['sync_still_running_after_last_ack']}"
                          if name == "sync" else "") + f"; peak RSS MiB {r['peak_rss_mib']}", flush=True)
+                print(f"{'':6s} {kind:6s} answers finished while sending: {k['answers']}", flush=True)
+            print(f"{'':13s} searches: {r['retrieval']}; compactions logged: {r['compactions']['total']}, "
+                  f"{r['compactions']['while_sending']} while sending ({r['sending_s']} s) at "
+                  f"{r['compactions']['while_sending_at_s']} s; serve tree {r['tree']}; "
+                  f"load average {r['load_average']}; env {r['env']}", flush=True)
+            if r["all_answers"]:
+                print(f"{'':13s} all answers: {r['all_answers']}", flush=True)
+            print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":
