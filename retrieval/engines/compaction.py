@@ -7,7 +7,7 @@ searching, reopen 2.3 → 0.15 s). The optimizer holds the GIL for its whole run
 shard's own size, so it never runs in the process that serves: `EdgeEngine.compact` copies the shard
 (writes to it wait, searches go on), runs `python -m retrieval.engines.compaction COPY` on the copy, and
 swaps the finished copy in. Finished segments keep exact search (no HNSW graph: m=0) and are merged only up
-to SEGMENT_KB of vectors, so compacting a few thousand new chunks never rewrites the whole index.
+to SEGMENT_KB of vectors, so compacting new chunks never rewrites the whole index.
 
 The copy lives in ROOT/.compact/NAME and the replaced shard in ROOT/.retired/NAME; `recover` puts a folder
 left half-way by a killed process back to a whole shard (the old one, or the finished copy).
@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 WORK = ".compact"  # names start with a dot, so they are never taken for a collection
 RETIRED = ".retired"
 DONE = ".compacted"  # written into the copy by the child once the copy is whole and finished
-SEGMENT_KB = 100_000  # the engine's max_segment_size: merges stop at ~65k chunks of 384 dims
+# the engine's max_segment_size. With 40 MB the ~20k chunks of one compaction make a segment that is not
+# merged again: a compaction's child peaked at 420 MB instead of 1,172 (100 MB cap, which re-merged the
+# growing segment up to ~83k chunks), search as fast (bench/compaction_bench.py, bench/index_bench.py)
+SEGMENT_KB = 40_000
 _APPENDABLE = "mutable_id_tracker.mappings"  # only a segment open for writes has this file
 
 
