@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.index_bench import SPACES, Compactor, Ticker, _texts, segments  # noqa: E402
-from bench.serve_rss_bench import MiB, _children_map, loadavg, write_chunks  # noqa: E402
+from bench.procmem import MiB, Periodic, children_map, kb_fields, loadavg  # noqa: E402
+from bench.serve_rss_bench import write_chunks  # noqa: E402
 
 CHUNKS = "wikibot_chunks"
 FORCE_MB = 1e-6  # a threshold any write segment is above: the compaction always runs
@@ -64,54 +65,32 @@ Data = tuple[np.ndarray, list[str], list[Any]]  # per passage: a dense vector, i
 def mem(pid: int | str = "self") -> dict[str, int]:
     """RSS, its anon / file split and VmHWM of a process now, in bytes (empty if it is gone)."""
     names = {"VmRSS": "rss", "VmHWM": "hwm", "RssAnon": "anon", "RssFile": "file"}
-    out: dict[str, int] = {}
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return out
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        if k in names:
-            out[names[k]] = int(v.split()[0]) * 1024
-    return out
+    return {names[k]: v for k, v in kb_fields(f"/proc/{pid}/status", tuple(names)).items()}
 
 
 def mb(m: dict[str, int]) -> dict[str, int]:
     return {k: round(v / MiB) for k, v in m.items()}
 
 
-class ChildWatch:
+class ChildWatch(Periodic):
     """Every `interval` s: the memory of each child process of this one (the compaction children), kept per
     child at its highest RSS, with the kernel's VmHWM (the true peak, sampled while the child lives)."""
 
     def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.children: dict[int, dict[str, Any]] = {}
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        me = os.getpid()
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            for pid in _children_map().get(me, ()):
-                m = mem(pid)
-                if not m:
-                    continue
-                c = self.children.setdefault(pid, {"first": t0, "peak": m, "hwm": 0, "samples": 0})
-                c["last"], c["samples"] = t0, c["samples"] + 1
-                c["hwm"] = max(c["hwm"], m.get("hwm", 0))
-                if m.get("rss", 0) > c["peak"].get("rss", 0):
-                    c["peak"] = m
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
-
-    def __enter__(self) -> "ChildWatch":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
+    def sample(self) -> None:
+        t0 = time.monotonic()
+        for pid in children_map().get(os.getpid(), ()):
+            m = mem(pid)
+            if not m:
+                continue
+            c = self.children.setdefault(pid, {"first": t0, "peak": m, "hwm": 0, "samples": 0})
+            c["last"], c["samples"] = t0, c["samples"] + 1
+            c["hwm"] = max(c["hwm"], m.get("hwm", 0))
+            if m.get("rss", 0) > c["peak"].get("rss", 0):
+                c["peak"] = m
 
     def since(self, seen: int) -> list[dict[str, Any]]:
         """The children first seen after the first `seen` ones, in order, in MiB."""

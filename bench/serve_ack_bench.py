@@ -46,16 +46,16 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Any, Self
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+from bench.procmem import MiB, Periodic, cmdline, kb_fields, tree  # noqa: E402
 from bench.sync_bench import SPACE as BIG_SPACE, build_wiki  # noqa: E402
 from tests.bot.app.serve_fixtures import APP_SECRET, ENCRYPT_KEY, PAGES, TOKEN, ServeProcess, metric  # noqa: E402
 from tests.connectors.feishu.wiki.fixtures import SPACE, WikiFolder  # noqa: E402
@@ -173,71 +173,38 @@ async def send_on_connections(fake: FakeFeishu, slack: FakeSlack, name: str, kin
 
 
 def _peak_rss_mib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    return -1
-
-
-def _tree(root: int) -> list[int]:
-    """`root` and its descendants (children of any of their threads)."""
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                todo.extend(int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
-        except OSError:
-            continue
-    return out
+    hwm = kb_fields(f"/proc/{pid}/status", ("VmHWM",)).get("VmHWM")
+    return -1 if hwm is None else hwm // MiB
 
 
 def _rss_and_cmd(pid: int) -> tuple[int, str] | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return None
-    rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return rss * 1024, cmd
+    rss, cmd = kb_fields(f"/proc/{pid}/status", ("VmRSS",)).get("VmRSS"), cmdline(pid)
+    return None if rss is None or cmd is None else (rss, cmd)
 
 
-class TreeRss:
+class TreeRss(Periodic):
     """Every `interval` s: RSS summed over serve's process tree; the peak sum, what made it up, and the
     largest RSS seen of an index compaction child (`python -m retrieval.engines.compaction`)."""
 
     def __init__(self, root: int, interval: float = 0.2) -> None:
-        self.root, self.interval = root, interval
+        super().__init__(interval)
+        self.root = root
         self.peak: dict[str, Any] = {"sum_mib": 0}
         self.compaction_children: dict[int, int] = {}  # pid -> largest RSS MiB seen
         self.samples = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            procs = {p: m for p in _tree(self.root) if (m := _rss_and_cmd(p))}
-            self.samples += 1
-            total = sum(rss for rss, _ in procs.values()) // 2**20
-            for pid, (rss, cmd) in procs.items():
-                if "retrieval.engines.compaction" in cmd:
-                    self.compaction_children[pid] = max(self.compaction_children.get(pid, 0), rss // 2**20)
-            if total > self.peak["sum_mib"]:
-                self.peak = {"sum_mib": total, "processes": len(procs),
-                             "each_mib": [rss // 2**20 for rss, _ in procs.values()],
-                             "compaction_child_running": any("retrieval.engines.compaction" in c
-                                                             for _, c in procs.values())}
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
-
-    def __enter__(self) -> Self:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
+    def sample(self) -> None:
+        procs = {p: m for p in tree(self.root) if (m := _rss_and_cmd(p))}
+        self.samples += 1
+        total = sum(rss for rss, _ in procs.values()) // MiB
+        for pid, (rss, cmd) in procs.items():
+            if "retrieval.engines.compaction" in cmd:
+                self.compaction_children[pid] = max(self.compaction_children.get(pid, 0), rss // MiB)
+        if total > self.peak["sum_mib"]:
+            self.peak = {"sum_mib": total, "processes": len(procs),
+                         "each_mib": [rss // MiB for rss, _ in procs.values()],
+                         "compaction_child_running": any("retrieval.engines.compaction" in c
+                                                         for _, c in procs.values())}
 
     def report(self) -> dict[str, Any]:
         kids = list(self.compaction_children.values())  # largest RSS of each

@@ -52,7 +52,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -65,12 +64,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.index_bench import CHUNKS_PER_PAGE, SPACES, EVAL_DOCS, _texts, _uid  # noqa: E402
+from bench.procmem import MiB, Periodic, cmdline, kb_fields, loadavg, tree  # noqa: E402
 
 RECIPE_VERSION = 1  # bump when the data written changes
 NOISE = 0.5
 QUESTIONS_FILE = EVAL_DOCS.parent / "questions.jsonl"
 UNANSWERABLE_FILE = EVAL_DOCS.parent / "unanswerable.jsonl"
-MiB = 1024 * 1024
 _SUMMED = ("rss", "anon", "file", "shmem", "pss", "pss_anon", "pss_file")
 
 
@@ -211,95 +210,48 @@ def ensure_index(args: argparse.Namespace, tag_dir: Path) -> dict[str, Any]:
 
 
 # ----- sampling memory ---------------------------------------------------------------------------------
-def _children_map() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = defaultdict(list)
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        kids[ppid].append(int(d))
-    return kids
-
-
-def tree(root: int) -> list[int]:
-    kids, out, todo = _children_map(), [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, ()))
-    return out
-
-
-def _kb_fields(path: str, keys: tuple[str, ...]) -> dict[str, int]:
-    out = {}
-    for line in Path(path).read_text().splitlines():
-        k, _, v = line.partition(":")
-        if k in keys:
-            out[k] = int(v.split()[0]) * 1024
-    return out
-
-
 def proc_mem(pid: int) -> dict[str, Any] | None:
     try:
-        st = _kb_fields(f"/proc/{pid}/status", ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"))
-        sr = _kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem"))
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except (OSError, ValueError):
+        st = kb_fields(f"/proc/{pid}/status", ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"))
+        sr = kb_fields(f"/proc/{pid}/smaps_rollup", ("Pss", "Pss_Anon", "Pss_File", "Pss_Shmem"))
+    except ValueError:
+        return None  # a kernel thread
+    cmd = cmdline(pid)
+    if "VmRSS" not in st or cmd is None:
         return None  # gone, or a kernel thread
-    if "VmRSS" not in st:
-        return None
     return {"pid": pid, "cmd": cmd[:120], "rss": st["VmRSS"], "hwm": st.get("VmHWM", 0),
             "anon": st.get("RssAnon", 0),
             "file": st.get("RssFile", 0), "shmem": st.get("RssShmem", 0), "pss": sr.get("Pss", 0),
             "pss_anon": sr.get("Pss_Anon", 0), "pss_file": sr.get("Pss_File", 0)}
 
 
-def loadavg() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-class Sampler:
+class Sampler(Periodic):
     """Every `interval` s: the memory of the tree under `root`, summed, tagged with the current phase."""
 
     def __init__(self, root: int, interval: float = 0.2) -> None:
-        self.root, self.interval = root, interval
+        super().__init__(interval)
+        self.root = root
         self.phase = "start-up"
         self.samples: list[dict[str, Any]] = []
         self.per_pid: dict[int, dict[str, Any]] = {}
         self.loads: list[float] = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
+        self._last_load = 0.0
 
-    def _run(self) -> None:
-        last_load = 0.0
-        while not self._stop.is_set():
-            t0 = time.monotonic()
-            procs = [m for m in (proc_mem(p) for p in tree(self.root)) if m]
-            if procs:
-                tot = {k: sum(m[k] for m in procs) for k in _SUMMED}
-                self.samples.append({"t": time.time(), "phase": self.phase, "n": len(procs), **tot})
-                for m in procs:
-                    prev = self.per_pid.get(m["pid"])
-                    if prev is None or m["rss"] > prev["rss"]:
-                        self.per_pid[m["pid"]] = {**m, "hwm": max(m["hwm"], prev["hwm"] if prev else 0)}
-                    else:
-                        prev["hwm"] = max(prev["hwm"], m["hwm"])
-            if t0 - last_load >= 5:
-                self.loads.append(loadavg())
-                last_load = t0
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
-
-    def __enter__(self) -> "Sampler":
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._t.join()
+    def sample(self) -> None:
+        procs = [m for m in (proc_mem(p) for p in tree(self.root)) if m]
+        if procs:
+            tot = {k: sum(m[k] for m in procs) for k in _SUMMED}
+            self.samples.append({"t": time.time(), "phase": self.phase, "n": len(procs), **tot})
+            for m in procs:
+                prev = self.per_pid.get(m["pid"])
+                if prev is None or m["rss"] > prev["rss"]:
+                    self.per_pid[m["pid"]] = {**m, "hwm": max(m["hwm"], prev["hwm"] if prev else 0)}
+                else:
+                    prev["hwm"] = max(prev["hwm"], m["hwm"])
+        now = time.monotonic()
+        if now - self._last_load >= 5:
+            self.loads.append(loadavg())
+            self._last_load = now
 
     def report(self) -> dict[str, Any]:
         def mb(x: int) -> int:
